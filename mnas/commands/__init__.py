@@ -1,0 +1,1 @@
+"""Subcommands of the `mnas` CLI, one module each."""

@@ -1,0 +1,14 @@
+"""Architecture specs, block strings, search spaces and the model builder."""
+from .blockstrings import decode_arch, decode_block, encode_arch, encode_block
+from .builder import build_model, count_macs, count_params
+from .reference import reference_arch, reference_names, round_filters
+from .specs import OPS, SKIPS, ArchSpec, BlockSpec, LayerSpec
+
+__all__ = [
+    "OPS", "SKIPS", "ArchSpec", "BlockSpec", "LayerSpec", "decode_arch", "decode_block",
+    "encode_arch", "encode_block", "build_model", "count_macs", "count_params", "reference_arch",
+    "reference_names", "round_filters",
+]
+from .space import BaseBlock, Decision, MnasNetSpace, layer_resolutions, parse_op  # noqa: E402
+
+__all__ += ["BaseBlock", "Decision", "MnasNetSpace", "layer_resolutions", "parse_op"]

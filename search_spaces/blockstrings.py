@@ -1,0 +1,215 @@
+"""Two-way codec between `ArchSpec` and block strings.
+
+Two formats:
+- ``tf`` (default): the official MnasNet grammar, ``r2_k3_s22_e6_i16_o24_se0.25``, plus two flag
+  tokens of our own: ``conv`` (regular convolution instead of MBConv) and ``poolskip`` (pooling
+  skip). Official strings never contain them, so they parse and encode exactly as before.
+- ``timm``: ``ir_r2_k3_s2_e6_c24_se0.25`` (``ds_`` for depthwise-separable, ``cn_`` for regular
+  conv); input widths are chained from the stem.
+
+Every token is split at its first ASCII digit into key and value, so token order does not matter.
+Any malformed text raises ``ValueError`` naming the string and the offending token.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable, Sequence
+
+from .specs import ArchSpec, BlockSpec
+
+_SPLIT = re.compile(r"([^0-9]*)(.*)", re.DOTALL)
+_INT = re.compile(r"[0-9]+")
+_FLOAT = re.compile(r"[0-9]+(\.[0-9]+)?")
+_FLAGS_SKIP = {"noskip": "none", "poolskip": "pool"}
+_TIMM_OPS = {"ir": "ir", "ds": "ds", "cn": "conv"}
+_TIMM_NAMES = {v: k for k, v in _TIMM_OPS.items()}
+
+
+def _fail(text: str, token: str, why: str) -> ValueError:
+    return ValueError(f"block string {text!r}: token {token!r}: {why}")
+
+
+def _tokens(text: str, required: Sequence[str], allowed: Iterable[str],
+            label: str | None = None) -> dict[str, tuple[str, str]]:
+    """Split a block string into {key: (value, token)}; reject unknown, repeated, missing keys.
+    `label` is the whole string for error messages when `text` is only its tail."""
+    label = text if label is None else label
+    if not isinstance(text, str):
+        raise ValueError(f"block string {text!r}: expected text, got {type(text).__name__}")
+    if not text:
+        raise ValueError(f"block string {label!r}: empty")
+    allowed = set(allowed)
+    found: dict[str, tuple[str, str]] = {}
+    for token in text.split("_"):
+        match = _SPLIT.fullmatch(token)
+        key, value = (match.group(1), match.group(2)) if match else (token, "")
+        if key not in allowed:
+            raise _fail(label, token, f"unknown token (expected keys {sorted(allowed)})")
+        if key in found:
+            raise _fail(label, token, f"key {key!r} given twice")
+        found[key] = (value, token)
+    for key in required:
+        if key not in found:
+            raise _fail(label, key, f"missing (a block needs {', '.join(required)})")
+    return found
+
+
+def _int(text: str, tokens: dict[str, tuple[str, str]], key: str, minimum: int = 1) -> int:
+    value, token = tokens[key]
+    if not _INT.fullmatch(value):
+        raise _fail(text, token, "expected a whole number")
+    number = int(value)
+    if number < minimum:
+        raise _fail(text, token, f"must be at least {minimum}")
+    return number
+
+
+def _se(text: str, tokens: dict[str, tuple[str, str]]) -> float:
+    if "se" not in tokens:
+        return 0.0
+    value, token = tokens["se"]
+    if not _FLOAT.fullmatch(value) or not 0.0 <= float(value) <= 1.0:
+        raise _fail(text, token, "squeeze-excitation ratio must be a number in [0, 1]")
+    return float(value)
+
+
+def _flag(text: str, tokens: dict[str, tuple[str, str]], key: str) -> bool:
+    if key not in tokens:
+        return False
+    value, token = tokens[key]
+    if value:
+        raise _fail(text, token, f"flag {key!r} takes no value")
+    return True
+
+
+def _skip(text: str, tokens: dict[str, tuple[str, str]]) -> str:
+    flags = [k for k in _FLAGS_SKIP if _flag(text, tokens, k)]
+    if len(flags) > 1:
+        raise _fail(text, tokens[flags[1]][1], "noskip and poolskip exclude each other")
+    return _FLAGS_SKIP[flags[0]] if flags else "identity"
+
+
+def _block(text: str, **fields: object) -> BlockSpec:
+    try:
+        return BlockSpec(**fields)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValueError(f"block string {text!r}: {exc}") from None
+
+
+def decode_block(text: str) -> BlockSpec:
+    """Parse one official-grammar block string (with our `conv` / `poolskip` flags)."""
+    tokens = _tokens(text, ("r", "k", "s", "e", "i", "o"),
+                     ("r", "k", "s", "e", "i", "o", "se", "noskip", "poolskip", "conv"))
+    stride_value, stride_token = tokens["s"]
+    if stride_value not in ("11", "22"):
+        raise _fail(text, stride_token, "stride is written as two equal digits: s11 or s22")
+    expansion = _int(text, tokens, "e")
+    kernel = _int(text, tokens, "k")
+    if kernel % 2 == 0:
+        raise _fail(text, tokens["k"][1], "kernel must be odd")
+    conv = _flag(text, tokens, "conv")
+    if conv and expansion != 1:
+        raise _fail(text, tokens["e"][1], "a regular conv ('conv') takes expansion e1")
+    return _block(
+        text,
+        op="conv" if conv else ("ds" if expansion == 1 else "ir"),
+        repeats=_int(text, tokens, "r"),
+        kernel=kernel,
+        stride=int(stride_value[0]),
+        expansion=expansion,
+        in_filters=_int(text, tokens, "i"),
+        out_filters=_int(text, tokens, "o"),
+        se_ratio=_se(text, tokens),
+        skip=_skip(text, tokens),
+    )
+
+
+def _se_text(ratio: float) -> str:
+    return f"_se{ratio:g}" if 0.0 < ratio <= 1.0 else ""
+
+
+def _skip_text(skip: str) -> str:
+    return {"identity": "", "none": "_noskip", "pool": "_poolskip"}[skip]
+
+
+def encode_block(block: BlockSpec) -> str:
+    """Official order: r k s e i o, then se (when > 0), then noskip/poolskip, then conv."""
+    s = block.stride
+    text = f"r{block.repeats}_k{block.kernel}_s{s}{s}_e{block.expansion}_i{block.in_filters}_o{block.out_filters}"
+    text += _se_text(block.se_ratio) + _skip_text(block.skip)
+    return text + ("_conv" if block.op == "conv" else "")
+
+
+def decode_timm_block(text: str, in_filters: int) -> BlockSpec:
+    """Parse a timm-style block string; `in_filters` comes from the previous block."""
+    head, _, rest = text.partition("_") if isinstance(text, str) else ("", "", "")
+    if head not in _TIMM_OPS:
+        raise ValueError(f"block string {text!r}: token {head!r}: expected op prefix ir_, ds_ or cn_")
+    op = _TIMM_OPS[head]
+    required = ("r", "k", "s", "e", "c") if op == "ir" else ("r", "k", "s", "c")
+    tokens = _tokens(rest, required, ("r", "k", "s", "e", "c", "se", "noskip", "poolskip"), text)
+    stride_value, stride_token = tokens["s"]
+    if stride_value not in ("1", "2"):
+        raise _fail(text, stride_token, "stride must be s1 or s2")
+    expansion = _int(text, tokens, "e") if "e" in tokens else 1
+    if op != "ir" and expansion != 1:
+        raise _fail(text, tokens["e"][1], f"{head}_ blocks take expansion e1")
+    if op == "ir" and expansion == 1:
+        op = "ds"
+    kernel = _int(text, tokens, "k")
+    if kernel % 2 == 0:
+        raise _fail(text, tokens["k"][1], "kernel must be odd")
+    return _block(text, op=op, repeats=_int(text, tokens, "r"), kernel=kernel,
+                  stride=int(stride_value), expansion=expansion, in_filters=in_filters,
+                  out_filters=_int(text, tokens, "c"), se_ratio=_se(text, tokens),
+                  skip=_skip(text, tokens))
+
+
+def encode_timm_block(block: BlockSpec) -> str:
+    text = f"{_TIMM_NAMES[block.op]}_r{block.repeats}_k{block.kernel}_s{block.stride}"
+    if block.op == "ir":
+        text += f"_e{block.expansion}"
+    return text + f"_c{block.out_filters}" + _se_text(block.se_ratio) + _skip_text(block.skip)
+
+
+def _arch(blocks: list[BlockSpec], strings: Sequence[str], **kwargs: object) -> ArchSpec:
+    try:
+        return ArchSpec(blocks=tuple(blocks), **kwargs)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValueError(f"block strings {list(strings)!r}: {exc}") from None
+
+
+def _check_list(strings: Sequence[str]) -> None:
+    if isinstance(strings, str) or not isinstance(strings, (list, tuple)):
+        raise ValueError(f"block strings must be a list of strings, got {strings!r}")
+    if not strings:
+        raise ValueError("block strings: empty list (an architecture needs at least one block)")
+
+
+def decode_arch(strings: Sequence[str], *, format: str = "tf", stem_filters: int | None = None,
+                stem_stride: int = 2, head_filters: int = 1280, dropout: float = 0.2) -> ArchSpec:
+    """Block strings -> ArchSpec. The stem width defaults to the first block's input filters
+    (tf) or 32 (timm, whose strings carry no input widths)."""
+    _check_list(strings)
+    extra = dict(stem_stride=stem_stride, head_filters=head_filters, dropout=dropout)
+    if format == "tf":
+        blocks = [decode_block(s) for s in strings]
+        stem = blocks[0].in_filters if stem_filters is None else stem_filters
+        return _arch(blocks, strings, stem_filters=stem, **extra)
+    if format == "timm":
+        width = 32 if stem_filters is None else stem_filters
+        blocks = []
+        for text in strings:
+            blocks.append(decode_timm_block(text, width))
+            width = blocks[-1].out_filters
+        return _arch(blocks, strings, stem_filters=32 if stem_filters is None else stem_filters, **extra)
+    raise ValueError(f"unknown block-string format {format!r} (expected 'tf' or 'timm')")
+
+
+def encode_arch(arch: ArchSpec, *, format: str = "tf") -> list[str]:
+    """ArchSpec -> block strings in the official (`tf`) or `timm` form."""
+    if format == "tf":
+        return [encode_block(b) for b in arch.blocks]
+    if format == "timm":
+        return [encode_timm_block(b) for b in arch.blocks]
+    raise ValueError(f"unknown block-string format {format!r} (expected 'tf' or 'timm')")

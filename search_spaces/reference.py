@@ -1,0 +1,67 @@
+"""Published reference architectures and the official width-multiplier rounding."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .blockstrings import decode_arch
+from .specs import ArchSpec
+
+#: Block strings exactly as published (official mnasnet_models.py; MobileNetV2 as 7 blocks).
+REFERENCE_STRINGS: dict[str, tuple[str, ...]] = {
+    "mnasnet_a1": (
+        "r1_k3_s11_e1_i32_o16_noskip", "r2_k3_s22_e6_i16_o24", "r3_k5_s22_e3_i24_o40_se0.25",
+        "r4_k3_s22_e6_i40_o80", "r2_k3_s11_e6_i80_o112_se0.25", "r3_k5_s22_e6_i112_o160_se0.25",
+        "r1_k3_s11_e6_i160_o320",
+    ),
+    "mnasnet_b1": (
+        "r1_k3_s11_e1_i32_o16_noskip", "r3_k3_s22_e3_i16_o24", "r3_k5_s22_e3_i24_o40",
+        "r3_k5_s22_e6_i40_o80", "r2_k3_s11_e6_i80_o96", "r4_k5_s22_e6_i96_o192",
+        "r1_k3_s11_e6_i192_o320_noskip",
+    ),
+    "mobilenet_v2": (
+        "r1_k3_s11_e1_i32_o16", "r2_k3_s22_e6_i16_o24", "r3_k3_s22_e6_i24_o32",
+        "r4_k3_s22_e6_i32_o64", "r3_k3_s11_e6_i64_o96", "r3_k3_s22_e6_i96_o160",
+        "r1_k3_s11_e6_i160_o320",
+    ),
+}
+
+
+def round_filters(filters: float, width: float = 1.0, divisor: int = 8) -> int:
+    """Scale a width and round it as the official code does: to a multiple of `divisor`, then up
+    by one `divisor` if rounding lost more than 10%."""
+    if width <= 0 or divisor < 1:
+        raise ValueError(f"width must be > 0 and divisor >= 1, got {width}, {divisor}")
+    scaled = filters * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * scaled:
+        rounded += divisor
+    return int(rounded)
+
+
+def scale_arch(arch: ArchSpec, width: float) -> ArchSpec:
+    """Apply a width multiplier to the stem and every block (head: max(1, width) x 1280, as
+    MobileNetV2 and torchvision's MnasNet keep the head at 1280 below width 1)."""
+    if width == 1.0:
+        return arch
+    blocks = tuple(
+        replace(b, in_filters=round_filters(b.in_filters, width),
+                out_filters=round_filters(b.out_filters, width))
+        for b in arch.blocks
+    )
+    return replace(arch, blocks=blocks, stem_filters=round_filters(arch.stem_filters, width),
+                   head_filters=round_filters(arch.head_filters, max(1.0, width)))
+
+
+def reference_arch(name: str, width: float = 1.0, *, stem_stride: int = 2) -> ArchSpec:
+    """A published architecture by name, optionally width-scaled (e.g. mobilenet_v2, 0.35)."""
+    if name not in REFERENCE_STRINGS:
+        raise ValueError(f"unknown reference architecture {name!r} (expected one of "
+                         f"{', '.join(sorted(REFERENCE_STRINGS))})")
+    if not isinstance(width, (int, float)) or width <= 0:
+        raise ValueError(f"width multiplier must be > 0, got {width!r}")
+    base = decode_arch(list(REFERENCE_STRINGS[name]), stem_stride=stem_stride)
+    return scale_arch(base, float(width))
+
+
+def reference_names() -> list[str]:
+    return sorted(REFERENCE_STRINGS)

@@ -1,0 +1,258 @@
+"""The MnasNet factorized hierarchical search space (paper section 4.1).
+
+Seven blocks over a base network (MobileNetV2 by default); per block one layer design is searched
+and repeated: ConvOp x kernel x SE ratio x skip op x width multiplier x layer-count delta. A
+controller sees only `decisions` (ordered categorical choices) and emits integer actions; the
+space turns actions into an `ArchSpec` and back.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .reference import round_filters
+from .specs import ArchSpec, BlockSpec, LayerSpec
+
+
+@dataclass(frozen=True)
+class BaseBlock:
+    """One block of the base network: the reference the per-block choices scale."""
+
+    kernel: int
+    stride: int
+    expansion: int
+    filters: int
+    layers: int
+
+
+#: MobileNetV2 1.0 (the paper's base network), 224x224.
+MOBILENET_V2_BASE: tuple[BaseBlock, ...] = (
+    BaseBlock(3, 1, 1, 16, 1), BaseBlock(3, 2, 6, 24, 2), BaseBlock(3, 2, 6, 32, 3),
+    BaseBlock(3, 2, 6, 64, 4), BaseBlock(3, 1, 6, 96, 3), BaseBlock(3, 2, 6, 160, 3),
+    BaseBlock(3, 1, 6, 320, 1),
+)
+
+_OP = re.compile(r"conv|dconv|mbconv([0-9]+)")
+_DECISION_FIELDS = ("op", "kernel", "se", "skip", "filters", "layers")
+
+
+def parse_op(name: str) -> tuple[str, int]:
+    """Space op name -> (BlockSpec.op, expansion): conv, dconv, mbconv<E>."""
+    match = _OP.fullmatch(str(name))
+    if not match:
+        raise ValueError(f"search space op {name!r}: expected conv, dconv or mbconv<E> (e.g. mbconv6)")
+    if name == "conv":
+        return "conv", 1
+    if name == "dconv":
+        return "ds", 1
+    expansion = int(match.group(1))
+    if expansion < 2:
+        raise ValueError(f"search space op {name!r}: mbconv expansion must be >= 2 (use dconv)")
+    return "ir", expansion
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One categorical decision a controller makes: a name and its choices (shown to humans)."""
+
+    name: str
+    choices: tuple[Any, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.choices)
+
+
+@dataclass(frozen=True)
+class MnasNetSpace:
+    """The factorized hierarchical space. Construct from YAML data with `from_dict`."""
+
+    base: tuple[BaseBlock, ...] = MOBILENET_V2_BASE
+    ops: tuple[str, ...] = ("conv", "dconv", "mbconv3", "mbconv6")
+    kernels: tuple[int, ...] = (3, 5)
+    se_ratios: tuple[float, ...] = (0.0, 0.25)
+    skips: tuple[str, ...] = ("pool", "identity", "none")
+    filter_multipliers: tuple[float, ...] = (0.75, 1.0, 1.25)
+    layer_deltas: tuple[int, ...] = (-1, 0, 1)
+    stem_filters: int = 32
+    stem_stride: int = 2
+    head_filters: int = 1280
+    dropout: float = 0.2
+    input_size: int = 224
+    num_classes: int = 1000
+    width_divisor: int = 8
+
+    def __post_init__(self) -> None:
+        for name in ("base", "ops", "kernels", "se_ratios", "skips", "filter_multipliers",
+                     "layer_deltas"):
+            value = tuple(getattr(self, name))
+            if not value:
+                raise ValueError(f"search_space.{name}: needs at least one choice")
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "base", tuple(
+            b if isinstance(b, BaseBlock) else _base_block(b, i) for i, b in enumerate(self.base)))
+        for op in self.ops:
+            parse_op(op)
+        for k in self.kernels:
+            if not isinstance(k, int) or k < 1 or k % 2 == 0:
+                raise ValueError(f"search_space.kernels: {k!r} is not an odd positive integer")
+        for r in self.se_ratios:
+            if not isinstance(r, (int, float)) or not 0 <= r <= 1:
+                raise ValueError(f"search_space.se_ratios: {r!r} is not in [0, 1]")
+        for s in self.skips:
+            if s not in ("pool", "identity", "none"):
+                raise ValueError(f"search_space.skips: {s!r} is not one of pool, identity, none")
+        for m in self.filter_multipliers:
+            if not isinstance(m, (int, float)) or m <= 0:
+                raise ValueError(f"search_space.filter_multipliers: {m!r} must be > 0")
+        for name in ("stem_filters", "stem_stride", "head_filters", "input_size", "num_classes",
+                     "width_divisor"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"search_space.{name}: must be a positive integer, got {value!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"search_space.dropout: must be in [0, 1), got {self.dropout!r}")
+
+    # -- construction from plain data -------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "MnasNetSpace":
+        """Build from YAML-style data; unknown keys are errors naming the key."""
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                raise ValueError(f"search_space.{key}: unknown key (expected one of "
+                                 f"{', '.join(sorted(known))})")
+        if "base" in data:
+            base = data["base"]
+            if not isinstance(base, (list, tuple)):
+                raise ValueError("search_space.base: expected a list of blocks")
+            data["base"] = tuple(_base_block(b, i) for i, b in enumerate(base))
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["base"] = [asdict(b) for b in self.base]
+        for key, value in out.items():
+            if isinstance(value, tuple):
+                out[key] = list(value)
+        return out
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable hash of everything that shapes the space's layers (for latency tables)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    # -- decisions ---------------------------------------------------------------------------
+    def _choices(self) -> dict[str, tuple[Any, ...]]:
+        return {"op": self.ops, "kernel": self.kernels, "se": self.se_ratios, "skip": self.skips,
+                "filters": self.filter_multipliers, "layers": self.layer_deltas}
+
+    @property
+    def decisions(self) -> list[Decision]:
+        """Ordered decisions: per block op, kernel, se, skip, filters, layers."""
+        choices = self._choices()
+        return [Decision(f"block{i + 1}.{name}", choices[name])
+                for i in range(len(self.base)) for name in _DECISION_FIELDS]
+
+    @property
+    def size(self) -> int:
+        return math.prod(d.size for d in self.decisions)
+
+    def block_out_filters(self, index: int, multiplier: float) -> int:
+        return round_filters(self.base[index].filters, multiplier, self.width_divisor)
+
+    def decode(self, actions: Sequence[int]) -> ArchSpec:
+        """Integer actions (one per decision, in order) -> ArchSpec."""
+        decisions = self.decisions
+        if len(actions) != len(decisions):
+            raise ValueError(f"expected {len(decisions)} actions, got {len(actions)}")
+        picked: list[Any] = []
+        for a, d in zip(actions, decisions):
+            if isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not 0 <= a < d.size:
+                raise ValueError(f"action {a!r} for {d.name} is not in 0..{d.size - 1}")
+            picked.append(d.choices[int(a)])
+        blocks, width, n = [], self.stem_filters, len(_DECISION_FIELDS)
+        for i, base in enumerate(self.base):
+            op_name, kernel, se, skip, mult, delta = picked[i * n:(i + 1) * n]
+            op, expansion = parse_op(op_name)
+            out = self.block_out_filters(i, mult)
+            blocks.append(BlockSpec(op=op, repeats=max(1, base.layers + delta), kernel=kernel,
+                                    stride=base.stride, expansion=expansion, in_filters=width,
+                                    out_filters=out, se_ratio=float(se), skip=skip))
+            width = out
+        return ArchSpec(blocks=tuple(blocks), stem_filters=self.stem_filters,
+                        stem_stride=self.stem_stride, head_filters=self.head_filters,
+                        dropout=self.dropout)
+
+    def encode(self, arch: ArchSpec) -> list[int]:
+        """ArchSpec -> actions; ValueError if the architecture is not in this space."""
+        if len(arch.blocks) != len(self.base):
+            raise ValueError(f"architecture has {len(arch.blocks)} blocks, the space {len(self.base)}")
+        actions: list[int] = []
+        for i, (block, base) in enumerate(zip(arch.blocks, self.base)):
+            wanted = {
+                "op": lambda c: parse_op(c) == (block.op, block.expansion),
+                "kernel": lambda c: c == block.kernel,
+                "se": lambda c: float(c) == block.se_ratio,
+                "skip": lambda c: c == block.skip,
+                "filters": lambda c, i=i: self.block_out_filters(i, c) == block.out_filters,
+                "layers": lambda c: max(1, base.layers + c) == block.repeats,
+            }
+            for name in _DECISION_FIELDS:
+                choices = self._choices()[name]
+                hits = [j for j, c in enumerate(choices) if wanted[name](c)]
+                if not hits:
+                    raise ValueError(f"block {i + 1}: {name} of {block} is not a choice of this space")
+                actions.append(hits[0])
+            if block.stride != base.stride:
+                raise ValueError(f"block {i + 1}: stride {block.stride} differs from the space's "
+                                 f"{base.stride}")
+        if self.decode(actions) != arch.with_(dropout=self.dropout):
+            raise ValueError("architecture's stem or head differs from this space's")
+        return actions
+
+    def sample_actions(self, rng: np.random.Generator) -> list[int]:
+        return [int(rng.integers(d.size)) for d in self.decisions]
+
+    def sample(self, rng: np.random.Generator) -> ArchSpec:
+        """A uniformly random architecture of the space."""
+        return self.decode(self.sample_actions(rng))
+
+
+def _base_block(data: Any, index: int) -> BaseBlock:
+    if isinstance(data, BaseBlock):
+        return data
+    if not isinstance(data, Mapping):
+        raise ValueError(f"search_space.base[{index}]: expected a mapping with kernel, stride, "
+                         "expansion, filters, layers")
+    known = {f.name for f in fields(BaseBlock)}
+    for key in data:
+        if key not in known:
+            raise ValueError(f"search_space.base[{index}].{key}: unknown key")
+    missing = known - set(data)
+    if missing:
+        raise ValueError(f"search_space.base[{index}]: missing {', '.join(sorted(missing))}")
+    for key in known:
+        value = data[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"search_space.base[{index}].{key}: expected a positive integer, "
+                             f"got {value!r}")
+    return BaseBlock(**{k: data[k] for k in known})
+
+
+def layer_resolutions(arch: ArchSpec, input_size: int) -> list[tuple[LayerSpec, int]]:
+    """Each layer with the spatial size of its input (stride-2 'same' convs halve, rounding up)."""
+    size = math.ceil(input_size / arch.stem_stride)
+    out = []
+    for layer in arch.layers():
+        out.append((layer, size))
+        size = math.ceil(size / layer.stride)
+    return out

@@ -1,0 +1,154 @@
+"""Frozen architecture specs: the single currency between space, controllers, builder and latency.
+
+A `BlockSpec` is one MnasNet block: `repeats` identical layers, the first taking the block's stride
+and in->out widths, the others running out->out at stride 1 (the official model code's rule).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Iterator
+
+#: Layer operations. `ir` is MobileNetV2's inverted residual (MBConv), `ds` the depthwise-separable
+#: conv (MBConv with expansion 1), `conv` a regular k x k convolution.
+OPS = ("conv", "ds", "ir")
+#: Skip operations. `identity` adds the input where stride is 1 and widths match; `pool` adds a
+#: pooled, projected shortcut wherever the shape changes (identity otherwise); `none` adds nothing.
+SKIPS = ("identity", "pool", "none")
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One block: op, repeats, kernel, stride, expansion, widths, SE ratio and skip op."""
+
+    op: str
+    repeats: int
+    kernel: int
+    stride: int
+    expansion: int
+    in_filters: int
+    out_filters: int
+    se_ratio: float = 0.0
+    skip: str = "identity"
+
+    def __post_init__(self) -> None:
+        problems = _block_problems(self)
+        if problems:
+            raise ValueError(f"invalid block {self!r}: {problems[0]}")
+
+    def layers(self) -> Iterator["LayerSpec"]:
+        """The block's layers in order (first with the stride and width change)."""
+        for j in range(self.repeats):
+            first = j == 0
+            yield LayerSpec(
+                op=self.op,
+                kernel=self.kernel,
+                stride=self.stride if first else 1,
+                expansion=self.expansion,
+                in_filters=self.in_filters if first else self.out_filters,
+                out_filters=self.out_filters,
+                se_ratio=self.se_ratio,
+                skip=self.skip,
+            )
+
+    def with_(self, **changes: object) -> "BlockSpec":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer of a block: everything that determines its cost except the input resolution."""
+
+    op: str
+    kernel: int
+    stride: int
+    expansion: int
+    in_filters: int
+    out_filters: int
+    se_ratio: float
+    skip: str
+
+    @property
+    def has_residual(self) -> bool:
+        """Whether a shortcut is added to the layer's output."""
+        if self.skip == "none":
+            return False
+        if self.skip == "pool":
+            return True
+        return self.stride == 1 and self.in_filters == self.out_filters
+
+    @property
+    def se_filters(self) -> int:
+        """SE squeeze width: from the layer's *input* filters, as the official code does."""
+        return max(1, int(self.in_filters * self.se_ratio)) if self.se_ratio > 0 else 0
+
+    @property
+    def mid_filters(self) -> int:
+        return self.in_filters * self.expansion
+
+
+def _block_problems(b: BlockSpec) -> list[str]:
+    out: list[str] = []
+    if b.op not in OPS:
+        out.append(f"op {b.op!r} is not one of {OPS}")
+    if b.skip not in SKIPS:
+        out.append(f"skip {b.skip!r} is not one of {SKIPS}")
+    for name in ("repeats", "kernel", "stride", "expansion", "in_filters", "out_filters"):
+        value = getattr(b, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            out.append(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(b.kernel, int) and b.kernel >= 1 and b.kernel % 2 == 0:
+        out.append(f"kernel must be odd, got {b.kernel}")
+    if not isinstance(b.se_ratio, (int, float)) or not 0.0 <= b.se_ratio <= 1.0:
+        out.append(f"se_ratio must be in [0, 1], got {b.se_ratio!r}")
+    if b.op in ("ds", "conv") and b.expansion != 1:
+        out.append(f"op {b.op!r} needs expansion 1, got {b.expansion}")
+    if b.op == "ir" and isinstance(b.expansion, int) and b.expansion < 2:
+        out.append("op 'ir' needs expansion >= 2 (expansion 1 is 'ds')")
+    return out
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A whole network: stem conv, the blocks, then a 1x1 head conv, pooling, dropout and FC."""
+
+    blocks: tuple[BlockSpec, ...]
+    stem_filters: int = 32
+    stem_stride: int = 2
+    head_filters: int = 1280
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "blocks", tuple(self.blocks))
+        if not self.blocks:
+            raise ValueError("an architecture needs at least one block")
+        for name in ("stem_filters", "stem_stride", "head_filters"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        width = self.stem_filters
+        for idx, block in enumerate(self.blocks):
+            if block.in_filters != width:
+                raise ValueError(
+                    f"block {idx + 1} takes {block.in_filters} input filters but the previous "
+                    f"layer gives {width}"
+                )
+            width = block.out_filters
+
+    def layers(self) -> Iterator[LayerSpec]:
+        for block in self.blocks:
+            yield from block.layers()
+
+    @property
+    def total_stride(self) -> int:
+        s = self.stem_stride
+        for block in self.blocks:
+            s *= block.stride
+        return s
+
+    def with_(self, **changes: object) -> "ArchSpec":
+        return replace(self, **changes)
+
+
+__all__ = ["OPS", "SKIPS", "BlockSpec", "LayerSpec", "ArchSpec"]
