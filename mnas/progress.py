@@ -1,0 +1,36 @@
+"""The search's progress line: children done/total, running, best reward so far, ETA (tqdm)."""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+class Progress:
+    """A tqdm bar over recorded children; ETA comes from tqdm's rate over this session."""
+
+    def __init__(self, total: int, done: int, *, enabled: bool = True) -> None:
+        self._bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, initial=done, desc="children", unit="child",
+                             file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+        self._done = done
+
+    def update(self, done: int, running: int, best: dict[str, Any] | None) -> None:
+        if self._bar is None:
+            return
+        if done != self._done:
+            self._bar.update(done - self._done)
+            self._done = done
+        postfix = {"running": running}
+        if best is not None:
+            postfix["best"] = f"{best['reward']:.4f}"
+            postfix["acc"] = f"{best['accuracy']:.3f}"
+            postfix["lat"] = f"{best['latency_ms']:.2f}ms"
+        self._bar.set_postfix(postfix, refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

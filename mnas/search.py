@@ -1,0 +1,293 @@
+"""The search loop: the controller samples, executors train children, rewards flow back.
+
+`Search` holds the state explicitly and is driven by ask/tell, so it runs the same whether
+children are trained in-process (`LocalExecutor`) or on a Ray pool (`mnas.distributed`). The
+history file is authoritative: every finished child is appended (fsync'd) before anything else
+changes, the controller checkpoint is replaced atomically after every event, and a resume
+reconciles the two, so a SIGKILL at any instant loses no finished child and retrains none.
+
+Budget semantics: `budget.children` counts history records, including failed children and
+`cached` repeats (an architecture sampled again is not retrained; its earlier result is recorded
+again with `cached: true` and its reward goes to the controller again, because the controller did
+spend a sample on it). The controller is updated every `budget.batch` rewards, in arrival order.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from controllers.base import Controller, Sample
+from search_spaces.blockstrings import encode_arch
+from search_spaces.specs import ArchSpec
+
+from .checkpoint import CheckpointState, load_checkpoint, sample_from_dict, sample_to_dict, \
+    save_checkpoint
+from .executor import Executor, Outcome
+from .history import HistoryWriter, best_record, load_history
+from .reward import mnas_reward
+
+HISTORY_NAME = "history.jsonl"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One sampled child: its position in sample order, actions, architecture and the
+    controller's sample (kept for the update)."""
+
+    index: int
+    actions: tuple[int, ...]
+    arch: tuple[str, ...]
+    spec: ArchSpec = field(compare=False, repr=False)
+    sample: Sample = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """How a finished child is scored."""
+
+    target_ms: float
+    alpha: float
+    beta: float
+    failed_reward: float = 0.0
+
+    def score(self, status: str, accuracy: float | None, latency_ms: float) -> float:
+        if status != "ok" or accuracy is None or not math.isfinite(accuracy):
+            return float(self.failed_reward)
+        return mnas_reward(accuracy, latency_ms, target_ms=self.target_ms, alpha=self.alpha,
+                           beta=self.beta)
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    """What `Search.run` reports at the end."""
+
+    children: int
+    best: dict[str, Any] | None
+    wall_time_s: float
+    interrupted: bool
+
+
+class Search:
+    """Explicit search state (ask/tell). `latency` maps an ArchSpec to milliseconds."""
+
+    def __init__(self, run_dir: str | Path, *, space: Any, controller: Controller,
+                 latency: Callable[[ArchSpec], float], reward: RewardSpec, children: int,
+                 batch: int, resume: bool = False, tracker: Any = None) -> None:
+        if children < 1 or batch < 1:
+            raise ValueError(f"budget: children and batch must be >= 1, got {children}, {batch}")
+        self.run_dir = Path(run_dir)
+        self.space, self.controller, self.reward = space, controller, reward
+        self._latency_fn = latency
+        self._latency_memo: dict[tuple[str, ...], float] = {}
+        self.children, self.batch, self.tracker = children, batch, tracker
+        self.records: list[dict[str, Any]] = []
+        self._cache: dict[tuple[str, ...], dict[str, Any]] = {}
+        self._in_flight: dict[int, Trial] = {}
+        self._running: dict[tuple[str, ...], int] = {}  # arch -> index of the trial training it
+        self._waiting: dict[tuple[str, ...], list[Trial]] = {}  # repeats of a running arch
+        self._requeue: list[Trial] = []
+        self._pending: list[tuple[Trial, float]] = []
+        self.next_index = 0
+        self.updates = 0
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self._resume()
+        self._history = HistoryWriter(self.run_dir / HISTORY_NAME)
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return len(self.records) >= self.children
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        return best_record(self.records)
+
+    def latency(self, spec: ArchSpec, key: tuple[str, ...]) -> float:
+        if key not in self._latency_memo:
+            self._latency_memo[key] = float(self._latency_fn(spec))
+        return self._latency_memo[key]
+
+    # -- ask / tell ---------------------------------------------------------------------------
+    def ask(self, n: int) -> list[Trial]:
+        """Up to `n` trials to train. Trials re-queued by a resume come first; repeats of a known
+        architecture are recorded as cached at once and never returned."""
+        room = self.children - len(self.records) - len(self._in_flight)
+        n = max(0, min(n, room + len(self._requeue)))
+        trials = self._requeue[:n]
+        self._requeue = self._requeue[n:]
+        new = [self._make_trial(s) for s in self.controller.sample(n - len(trials))] \
+            if n > len(trials) else []
+        for trial in new:
+            self._in_flight[trial.index] = trial
+        if new:
+            self._checkpoint()  # in flight before anything about them can reach the history
+        to_run = []
+        for trial in trials + new:
+            if trial.arch in self._cache:
+                self._finish(trial, dict(self._cache[trial.arch]), cached=True)
+            elif trial.arch in self._running:
+                self._waiting.setdefault(trial.arch, []).append(trial)
+            else:
+                self._running[trial.arch] = trial.index
+                to_run.append(trial)
+        return to_run
+
+    def tell(self, trial: Trial, outcome: Outcome) -> dict[str, Any]:
+        """Record a finished trial (and any repeats waiting for it); returns its record."""
+        if self._in_flight.get(trial.index) is not trial:
+            raise ValueError(f"tell: trial {trial.index} is not in flight")
+        self._running.pop(trial.arch, None)
+        fields_ = _result_fields(outcome)
+        record = self._finish(trial, fields_, cached=False)
+        self._cache[trial.arch] = fields_
+        for repeat in self._waiting.pop(trial.arch, []):
+            self._finish(repeat, dict(fields_), cached=True)
+        return record
+
+    def _make_trial(self, sample: Sample) -> Trial:
+        actions = tuple(int(a) for a in sample.actions)
+        spec = self.space.decode(actions)
+        trial = Trial(self.next_index, actions, tuple(encode_arch(spec)), spec, sample)
+        self.next_index += 1
+        return trial
+
+    def _finish(self, trial: Trial, fields_: dict[str, Any], *, cached: bool) -> dict[str, Any]:
+        latency = self.latency(trial.spec, trial.arch)
+        reward = self.reward.score(fields_["status"], fields_.get("accuracy"), latency)
+        record = {"index": trial.index, "arch": list(trial.arch), "actions": list(trial.actions),
+                  "accuracy": fields_.get("accuracy"), "latency_ms": latency, "reward": reward,
+                  **{k: v for k, v in fields_.items() if k != "accuracy"}, "cached": cached}
+        if cached:
+            record.update(train_time_s=0.0, wall_time_s=0.0, worker=None, attempts=0)
+        self._history.append(record)  # durable first: the history is authoritative
+        self.records.append(record)
+        del self._in_flight[trial.index]
+        self._pending.append((trial, reward))
+        update = self._maybe_update()
+        self._checkpoint()
+        if self.tracker is not None:
+            self.tracker.log_child(record, len(self.records))
+            if update is not None:
+                self.tracker.log_update(update[0], [t.actions for t, _ in update[1]],
+                                        self.updates)
+        return record
+
+    def _maybe_update(self) -> tuple[dict[str, float], list[tuple[Trial, float]]] | None:
+        """Update the controller once a full batch of rewards has arrived (arrival order)."""
+        if len(self._pending) < self.batch:
+            return None
+        batch, self._pending = self._pending[:self.batch], self._pending[self.batch:]
+        stats = dict(self.controller.update([t.sample for t, _ in batch], [r for _, r in batch]))
+        self.updates += 1
+        return stats, batch
+
+    # -- persistence --------------------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        state = CheckpointState(
+            controller=self.controller.state_dict(), next_index=self.next_index,
+            updates=self.updates,
+            in_flight=[_trial_dict(t) for t in self._in_flight.values()],
+            pending=[{**_trial_dict(t), "reward": r} for t, r in self._pending])
+        save_checkpoint(self.run_dir, state)
+
+    def _resume(self) -> None:
+        """History first (torn last line cut), then the checkpoint; trials the checkpoint had in
+        flight that reached the history are rewarded now, the rest are re-queued."""
+        self.records = load_history(self.run_dir / HISTORY_NAME, repair=True)
+        for record in self.records:
+            self._cache.setdefault(tuple(record["arch"]), _cached_fields(record))
+        state = load_checkpoint(self.run_dir)
+        done = {int(r["index"]): r for r in self.records}
+        self.next_index = max(done, default=-1) + 1
+        if state is None:
+            return
+        self.controller.load_state_dict(state.controller)
+        self.next_index = max(self.next_index, state.next_index)
+        self.updates = state.updates
+        self._pending = [(self._trial_from(d), float(d["reward"])) for d in state.pending]
+        for data in sorted(state.in_flight, key=lambda d: int(d["index"])):
+            trial = self._trial_from(data)
+            if trial.index in done:
+                self._pending.append((trial, float(done[trial.index]["reward"])))
+            else:
+                self._in_flight[trial.index] = trial
+                self._requeue.append(trial)
+        room = max(0, self.children - len(self.records))
+        for trial in self._requeue[room:]:  # budget lowered below what was in flight
+            del self._in_flight[trial.index]
+        self._requeue = self._requeue[:room]
+        while self._maybe_update() is not None:
+            pass
+
+    def _trial_from(self, data: dict[str, Any]) -> Trial:
+        sample = sample_from_dict(Sample, data["sample"])
+        actions = tuple(int(a) for a in sample.actions)
+        spec = self.space.decode(actions)
+        return Trial(int(data["index"]), actions, tuple(encode_arch(spec)), spec, sample)
+
+    def close(self) -> None:
+        self._history.close()
+        if self.tracker is not None:
+            self.tracker.close(self.records)
+
+    # -- driving ------------------------------------------------------------------------------
+    def run(self, executor: Executor, *, progress: bool = True) -> SearchSummary:
+        """Keep every executor slot busy until the budget is recorded. Ctrl-C / SIGTERM
+        (delivered as KeyboardInterrupt / SystemExit by the caller) leave a resumable run dir."""
+        from .progress import Progress
+
+        start = time.perf_counter()
+        bar = Progress(self.children, len(self.records), enabled=progress)
+        running = 0
+        try:
+            while not self.done:
+                before = len(self.records)
+                for trial in self.ask(executor.capacity - running):
+                    executor.submit(trial)
+                    running += 1
+                bar.update(len(self.records), running, self.best)
+                if running == 0:
+                    if len(self.records) == before and not self.done:
+                        raise RuntimeError("search stalled: nothing to run and nothing recorded")
+                    continue
+                for trial, outcome in executor.wait():
+                    running -= 1
+                    self.tell(trial, outcome)
+                bar.update(len(self.records), running, self.best)
+        finally:
+            bar.close()
+        return SearchSummary(len(self.records), self.best, time.perf_counter() - start, False)
+
+
+def _trial_dict(trial: Trial) -> dict[str, Any]:
+    return {"index": trial.index, "sample": sample_to_dict(trial.sample)}
+
+
+_RESULT_KEYS = ("status", "accuracy", "params", "macs", "error")
+
+
+def _result_fields(outcome: Outcome) -> dict[str, Any]:
+    result = outcome.result
+    fields_ = {k: result.get(k) for k in _RESULT_KEYS}
+    fields_["status"] = str(fields_["status"] or "failed")
+    fields_.update(train_time_s=result.get("wall_time_s"), wall_time_s=outcome.wall_time_s,
+                   worker=outcome.worker, attempts=outcome.attempts)
+    for extra in ("train_loss", "epochs", "images_per_s"):
+        if extra in result:
+            fields_[extra] = result[extra]
+    return fields_
+
+
+def _cached_fields(record: dict[str, Any]) -> dict[str, Any]:
+    keep = _RESULT_KEYS + ("train_time_s", "wall_time_s", "worker", "attempts", "train_loss",
+                           "epochs", "images_per_s")
+    return {k: record[k] for k in keep if k in record}
+

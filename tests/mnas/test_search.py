@@ -1,0 +1,201 @@
+"""The search loop (ask/tell, cache, failures, checkpoint + history resume) without Ray.
+
+Children are "trained" by small fake trainers defined here (accuracy from the architecture), so
+these tests check the loop's bookkeeping, not learning."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from controllers import create_controller
+from mnas.checkpoint import load_checkpoint
+from mnas.executor import LocalExecutor, Outcome
+from mnas.history import HistoryWriter, load_history
+from mnas.search import RewardSpec, Search
+from search_spaces.space import MnasNetSpace
+
+TINY = {"base": [{"kernel": 3, "stride": 1, "expansion": 1, "filters": 8, "layers": 1},
+                 {"kernel": 3, "stride": 2, "expansion": 6, "filters": 16, "layers": 1}],
+        "ops": ["dconv", "mbconv3"], "kernels": [3, 5], "se_ratios": [0.0], "skips": ["none"],
+        "filter_multipliers": [1.0], "layer_deltas": [0], "stem_filters": 8, "head_filters": 32,
+        "input_size": 16, "num_classes": 4}  # 4 x 4 = 16 architectures: repeats are frequent
+
+
+def fake_train(arch, config, *, num_classes=None):
+    """Deterministic fake accuracy from the architecture; records each call."""
+    fake_train.calls.append(arch)
+    acc = 0.5 + 0.05 * sum(b.kernel for b in arch.blocks) / 10
+    return {"accuracy": acc, "train_loss": 1.0, "epochs": 1.0, "images_per_s": 1.0,
+            "wall_time_s": 0.01, "params": 100, "macs": 1000, "status": "ok", "error": None}
+
+
+fake_train.calls = []
+
+
+def fake_latency(arch) -> float:
+    return float(sum(b.kernel * b.expansion for b in arch.blocks))
+
+
+def make_search(run_dir, *, children=12, batch=3, resume=False, controller="random", space=TINY,
+                seed=0):
+    space = MnasNetSpace.from_dict(space)
+    ctrl = create_controller(controller, space, seed=seed)
+    return Search(run_dir, space=space, controller=ctrl, latency=fake_latency,
+                  reward=RewardSpec(target_ms=20.0, alpha=-0.07, beta=-0.07, failed_reward=-1.0),
+                  children=children, batch=batch, resume=resume)
+
+
+@pytest.fixture(autouse=True)
+def _reset_calls():
+    fake_train.calls.clear()
+
+
+def test_run_records_budget_and_caches_repeats(tmp_path):
+    search = make_search(tmp_path, children=30, batch=4)
+    summary = search.run(LocalExecutor(None, trainer=fake_train), progress=False)
+    search.close()
+    records = load_history(tmp_path / "history.jsonl")
+    assert summary.children == len(records) == 30
+    archs = [tuple(r["arch"]) for r in records]
+    cached = [r for r in records if r["cached"]]
+    assert cached, "a 16-architecture space must repeat within 30 samples"
+    assert len(fake_train.calls) == 30 - len(cached) == len(set(archs))
+    for r in cached:  # a repeat carries its first result, unretrained
+        first = next(o for o in records if o["arch"] == r["arch"] and not o["cached"])
+        assert r["accuracy"] == first["accuracy"] and r["reward"] == first["reward"]
+    assert sorted(r["index"] for r in records) == list(range(30))
+    assert {"index", "arch", "actions", "accuracy", "latency_ms", "reward", "status", "params",
+            "macs", "train_time_s", "wall_time_s", "worker", "attempts", "error",
+            "cached"} <= set(records[0])
+    assert search.updates == 30 // 4
+    state = load_checkpoint(tmp_path)
+    assert state.in_flight == [] and state.next_index == 30 and len(state.pending) == 30 % 4
+
+
+def test_failed_and_raising_children_get_failed_reward(tmp_path):
+    def flaky(arch, config, *, num_classes=None):
+        if arch.blocks[0].kernel == 5:
+            raise RuntimeError("boom")
+        result = fake_train(arch, config)
+        if arch.blocks[1].kernel == 5:
+            result.update(status="diverged", accuracy=float("nan"))
+        return result
+
+    search = make_search(tmp_path, children=16, space={**TINY, "ops": ["dconv"]})
+    search.run(LocalExecutor(None, trainer=flaky), progress=False)
+    records = load_history(tmp_path / "history.jsonl")  # strict JSON: NaN stored as null
+    statuses = {r["status"] for r in records}
+    assert statuses == {"ok", "failed", "diverged"}
+    for r in records:
+        if r["status"] != "ok":
+            assert r["reward"] == -1.0
+    failed = next(r for r in records if r["status"] == "failed")
+    assert "RuntimeError: boom" in failed["error"]
+
+
+def test_rewards_reach_the_controller_in_batches(tmp_path):
+    search = make_search(tmp_path, children=10, batch=4, controller="rnn")
+    seen = []
+    original = search.controller.update
+    search.controller.update = lambda s, r: seen.append(list(r)) or original(s, r)
+    search.run(LocalExecutor(None, trainer=fake_train), progress=False)
+    records = load_history(tmp_path / "history.jsonl")
+    assert [len(b) for b in seen] == [4, 4]
+    assert seen[0] == [r["reward"] for r in records[:4]]
+
+
+def test_out_of_order_tell(tmp_path):
+    search = make_search(tmp_path, children=4, batch=2, space={**TINY, "layer_deltas": [0, 1]})
+    trials = search.ask(4)
+    assert len(trials) == search.in_flight
+    for trial in reversed(trials):
+        result = fake_train(trial.spec, None)
+        search.tell(trial, Outcome(result, "w", 1, 0.1))
+    assert [r["index"] for r in search.records][:len(trials)] == [t.index for t in trials][::-1]
+    with pytest.raises(ValueError, match="not in flight"):
+        search.tell(trials[0], Outcome({}, "w", 1, 0.1))
+
+
+def test_resume_after_crash_keeps_history_and_reruns_in_flight(tmp_path):
+    space = {**TINY, "layer_deltas": [0, 1], "ops": ["dconv", "mbconv3", "mbconv6"]}
+    search = make_search(tmp_path, children=12, batch=3, space=space, controller="rnn")
+    trials = search.ask(4)
+    for trial in trials[:2]:
+        search.tell(trial, Outcome(fake_train(trial.spec, None), "w", 1, 0.1))
+    search._history.close()  # the process "dies" here with trials[2:] in flight
+    # a kill mid-write leaves a torn line behind
+    with open(tmp_path / "history.jsonl", "a") as handle:
+        handle.write('{"index": 99, "arch": ["r1_k3')
+    fake_train.calls.clear()
+    resumed = make_search(tmp_path, children=12, batch=3, space=space, controller="rnn",
+                          resume=True)
+    assert len(resumed.records) == 2 and resumed.in_flight == 2
+    assert resumed.controller.state_dict()["kind"] == "rnn"
+    resumed.run(LocalExecutor(None, trainer=fake_train), progress=False)
+    records = load_history(tmp_path / "history.jsonl")
+    assert len(records) == 12
+    indices = [r["index"] for r in records]
+    assert len(set(indices)) == 12
+    assert {t.index for t in trials[2:]} <= set(indices)  # in-flight ones were re-run
+    first_two = {tuple(r["arch"]) for r in records[:2]}
+    assert first_two.isdisjoint(tuple(_strings(a)) for a in fake_train.calls)  # not retrained
+
+
+def _strings(arch):
+    from search_spaces.blockstrings import encode_arch
+    return encode_arch(arch)
+
+
+def test_resume_rewards_children_recorded_after_the_last_checkpoint(tmp_path):
+    """Killed between the history append and the checkpoint: the child is in both the history
+    and the checkpoint's in-flight list; the resume must count it once and feed its reward."""
+    search = make_search(tmp_path, children=6, batch=2, controller="rnn",
+                         space={**TINY, "layer_deltas": [0, 1]})
+    trials = search.ask(2)
+    # write the record, but "die" before the checkpoint is replaced
+    search._checkpoint = lambda: None
+    search.tell(trials[0], Outcome(fake_train(trials[0].spec, None), "w", 1, 0.1))
+    search._history.close()
+    resumed = make_search(tmp_path, children=6, batch=2, controller="rnn", resume=True,
+                          space={**TINY, "layer_deltas": [0, 1]})
+    assert len(resumed.records) == 1 and resumed.in_flight == 1
+    assert [t.index for t, _ in resumed._pending] == [trials[0].index]
+    resumed.run(LocalExecutor(None, trainer=fake_train), progress=False)
+    assert len(load_history(tmp_path / "history.jsonl")) == 6
+    assert resumed.updates == 3
+
+
+def test_resume_with_a_larger_budget_continues(tmp_path):
+    make_search(tmp_path, children=5).run(LocalExecutor(None, trainer=fake_train), progress=False)
+    resumed = make_search(tmp_path, children=9, resume=True)
+    assert resumed.next_index == 5
+    resumed.run(LocalExecutor(None, trainer=fake_train), progress=False)
+    assert [r["index"] for r in load_history(tmp_path / "history.jsonl")] == list(range(9))
+
+
+def test_checkpoint_is_weights_only_loadable(tmp_path):
+    search = make_search(tmp_path, children=3, controller="rnn")
+    search.ask(2)
+    data = torch.load(tmp_path / "controller.pt", weights_only=True)
+    assert len(data["in_flight"]) == 2 and "controller" in data
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_history_torn_line_is_truncated_and_corruption_is_an_error(tmp_path):
+    path = tmp_path / "history.jsonl"
+    with HistoryWriter(path) as writer:
+        writer.append({"index": 0, "accuracy": float("nan")})
+        writer.append({"index": 1})
+    good = path.read_bytes()
+    path.write_bytes(good + b'{"index": 2, "ar')
+    assert [r["index"] for r in load_history(path)] == [0, 1]
+    assert path.read_bytes() != good  # not repaired without repair=True
+    assert [r["index"] for r in load_history(path, repair=True)] == [0, 1]
+    assert path.read_bytes() == good
+    assert json.loads(good.splitlines()[0])["accuracy"] is None
+    path.write_bytes(b'garbage\n' + good)
+    with pytest.raises(ValueError, match="line 1"):
+        load_history(path)
