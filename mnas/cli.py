@@ -10,6 +10,7 @@ from typing import Sequence
 #: Modules that each add subcommands (kept explicit: only what exists is listed).
 COMMAND_MODULES = (
     "mnas.commands.describe",
+    "mnas.commands.export",
 )
 
 
