@@ -18,6 +18,9 @@ DEFAULT_TRAINER = "mnas.training:train_child"
 
 Trainer = Callable[..., Any]
 
+#: Errors that mean the configuration or data is wrong, not the child: they stop the search.
+FATAL_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -66,10 +69,13 @@ def resolve_trainer(trainer: str | Trainer | None) -> Trainer:
 def run_child(trainer: Trainer, arch: Any, train_config: Any,
               num_classes: int | None) -> dict[str, Any]:
     """Train one child and return its result as a dict; an exception becomes status "failed"
-    (a broken architecture must not stop a search)."""
+    (a broken architecture must not stop a search). ValueError / FileNotFoundError are bad
+    configuration or data (every child would fail alike): they propagate and stop the search."""
     try:
         result = trainer(arch, train_config, num_classes=num_classes)
         return dict(result.to_dict() if hasattr(result, "to_dict") else result)
+    except FATAL_ERRORS:
+        raise
     except Exception as exc:  # noqa: BLE001 - reported in the history, search goes on
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return {"status": "failed", "error": last, "accuracy": None, "params": None,
