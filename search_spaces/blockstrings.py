@@ -13,6 +13,7 @@ Any malformed text raises ``ValueError`` naming the string and the offending tok
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Iterable, Sequence
 
 from .specs import ArchSpec, BlockSpec
@@ -43,6 +44,8 @@ def _tokens(text: str, required: Sequence[str], allowed: Iterable[str],
     for token in text.split("_"):
         match = _SPLIT.fullmatch(token)
         key, value = (match.group(1), match.group(2)) if match else (token, "")
+        if key not in allowed and key.rstrip("-+.") in allowed:
+            raise _fail(label, token, "expected a positive number after the key")
         if key not in allowed:
             raise _fail(label, token, f"unknown token (expected keys {sorted(allowed)})")
         if key in found:
@@ -58,7 +61,10 @@ def _int(text: str, tokens: dict[str, tuple[str, str]], key: str, minimum: int =
     value, token = tokens[key]
     if not _INT.fullmatch(value):
         raise _fail(text, token, "expected a whole number")
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:  # Python refuses to parse integers of thousands of digits
+        raise _fail(text, token, "number too long") from None
     if number < minimum:
         raise _fail(text, token, f"must be at least {minimum}")
     return number
@@ -125,7 +131,9 @@ def decode_block(text: str) -> BlockSpec:
 
 
 def _se_text(ratio: float) -> str:
-    return f"_se{ratio:g}" if 0.0 < ratio <= 1.0 else ""
+    """Python's shortest exact text (``0.25`` as the official code writes it), never in
+    exponent form, so every ratio decodes back to the identical float."""
+    return f"_se{Decimal(repr(float(ratio))):f}" if 0.0 < ratio <= 1.0 else ""
 
 
 def _skip_text(skip: str) -> str:
@@ -167,7 +175,7 @@ def decode_timm_block(text: str, in_filters: int) -> BlockSpec:
 
 def encode_timm_block(block: BlockSpec) -> str:
     text = f"{_TIMM_NAMES[block.op]}_r{block.repeats}_k{block.kernel}_s{block.stride}"
-    if block.op == "ir":
+    if block.op != "conv":  # timm writes ds blocks with e1 too (ds_r1_k3_s1_e1_c16_noskip)
         text += f"_e{block.expansion}"
     return text + f"_c{block.out_filters}" + _se_text(block.se_ratio) + _skip_text(block.skip)
 

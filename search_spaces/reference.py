@@ -1,6 +1,7 @@
 """Published reference architectures and the official width-multiplier rounding."""
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from .blockstrings import decode_arch
@@ -29,8 +30,8 @@ REFERENCE_STRINGS: dict[str, tuple[str, ...]] = {
 def round_filters(filters: float, width: float = 1.0, divisor: int = 8) -> int:
     """Scale a width and round it as the official code does: to a multiple of `divisor`, then up
     by one `divisor` if rounding lost more than 10%."""
-    if width <= 0 or divisor < 1:
-        raise ValueError(f"width must be > 0 and divisor >= 1, got {width}, {divisor}")
+    if not math.isfinite(filters * width) or width <= 0 or divisor < 1:
+        raise ValueError(f"width must be finite and > 0 and divisor >= 1, got {width}, {divisor}")
     scaled = filters * width
     rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
     if rounded < 0.9 * scaled:
@@ -38,9 +39,10 @@ def round_filters(filters: float, width: float = 1.0, divisor: int = 8) -> int:
     return int(rounded)
 
 
-def scale_arch(arch: ArchSpec, width: float) -> ArchSpec:
-    """Apply a width multiplier to the stem and every block (head: max(1, width) x 1280, as
-    MobileNetV2 and torchvision's MnasNet keep the head at 1280 below width 1)."""
+def scale_arch(arch: ArchSpec, width: float, *, scale_head: bool = True) -> ArchSpec:
+    """Apply a width multiplier to the stem and every block. With `scale_head` the head becomes
+    round(max(1, width) x head), MobileNetV2's rule (it keeps 1280 below width 1); without, the
+    head stays fixed, as in the official MnasNet code and torchvision's MNASNet."""
     if width == 1.0:
         return arch
     blocks = tuple(
@@ -48,8 +50,13 @@ def scale_arch(arch: ArchSpec, width: float) -> ArchSpec:
                 out_filters=round_filters(b.out_filters, width))
         for b in arch.blocks
     )
+    head = round_filters(arch.head_filters, max(1.0, width)) if scale_head else arch.head_filters
     return replace(arch, blocks=blocks, stem_filters=round_filters(arch.stem_filters, width),
-                   head_filters=round_filters(arch.head_filters, max(1.0, width)))
+                   head_filters=head)
+
+
+#: References whose head width follows the multiplier above 1 (MobileNetV2 only).
+_SCALED_HEAD = frozenset({"mobilenet_v2"})
 
 
 def reference_arch(name: str, width: float = 1.0, *, stem_stride: int = 2) -> ArchSpec:
@@ -57,10 +64,11 @@ def reference_arch(name: str, width: float = 1.0, *, stem_stride: int = 2) -> Ar
     if name not in REFERENCE_STRINGS:
         raise ValueError(f"unknown reference architecture {name!r} (expected one of "
                          f"{', '.join(sorted(REFERENCE_STRINGS))})")
-    if not isinstance(width, (int, float)) or width <= 0:
-        raise ValueError(f"width multiplier must be > 0, got {width!r}")
+    if (isinstance(width, bool) or not isinstance(width, (int, float))
+            or not math.isfinite(width) or width <= 0):
+        raise ValueError(f"width multiplier must be a finite number > 0, got {width!r}")
     base = decode_arch(list(REFERENCE_STRINGS[name]), stem_stride=stem_stride)
-    return scale_arch(base, float(width))
+    return scale_arch(base, float(width), scale_head=name in _SCALED_HEAD)
 
 
 def reference_names() -> list[str]:

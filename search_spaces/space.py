@@ -89,40 +89,41 @@ class MnasNetSpace:
     width_divisor: int = 8
 
     def __post_init__(self) -> None:
-        for name in ("base", "ops", "kernels", "se_ratios", "skips", "filter_multipliers",
-                     "layer_deltas"):
-            value = tuple(getattr(self, name))
-            if not value:
-                raise ValueError(f"search_space.{name}: needs at least one choice")
-            object.__setattr__(self, name, value)
+        for name in _CHOICE_FIELDS:
+            object.__setattr__(self, name, _choices(name, getattr(self, name)))
         object.__setattr__(self, "base", tuple(
             b if isinstance(b, BaseBlock) else _base_block(b, i) for i, b in enumerate(self.base)))
+        for i, b in enumerate(self.base):
+            if b.stride not in (1, 2):
+                raise ValueError(f"search_space.base[{i}].stride: must be 1 or 2, got {b.stride}")
         for op in self.ops:
-            parse_op(op)
-        for k in self.kernels:
-            if not isinstance(k, int) or k < 1 or k % 2 == 0:
-                raise ValueError(f"search_space.kernels: {k!r} is not an odd positive integer")
-        for r in self.se_ratios:
-            if not isinstance(r, (int, float)) or not 0 <= r <= 1:
-                raise ValueError(f"search_space.se_ratios: {r!r} is not in [0, 1]")
-        for s in self.skips:
-            if s not in ("pool", "identity", "none"):
-                raise ValueError(f"search_space.skips: {s!r} is not one of pool, identity, none")
-        for m in self.filter_multipliers:
-            if not isinstance(m, (int, float)) or m <= 0:
-                raise ValueError(f"search_space.filter_multipliers: {m!r} must be > 0")
+            try:
+                parse_op(op)
+            except ValueError as exc:
+                raise ValueError(f"search_space.ops: {exc}") from None
+        _check_each("kernels", self.kernels, lambda k: _is_int(k) and k >= 1 and k % 2 == 1,
+                    "an odd positive integer")
+        _check_each("se_ratios", self.se_ratios, lambda r: _is_real(r) and 0 <= r <= 1,
+                    "a number in [0, 1]")
+        _check_each("skips", self.skips, lambda s: s in ("pool", "identity", "none"),
+                    "one of pool, identity, none")
+        _check_each("filter_multipliers", self.filter_multipliers,
+                    lambda m: _is_real(m) and 0 < m < math.inf, "a finite number > 0")
+        _check_each("layer_deltas", self.layer_deltas, _is_int, "an integer")
         for name in ("stem_filters", "stem_stride", "head_filters", "input_size", "num_classes",
                      "width_divisor"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not _is_int(value) or value < 1:
                 raise ValueError(f"search_space.{name}: must be a positive integer, got {value!r}")
-        if not 0 <= self.dropout < 1:
+        if not _is_real(self.dropout) or not 0 <= self.dropout < 1:
             raise ValueError(f"search_space.dropout: must be in [0, 1), got {self.dropout!r}")
 
     # -- construction from plain data -------------------------------------------------------
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "MnasNetSpace":
         """Build from YAML-style data; unknown keys are errors naming the key."""
+        if data is not None and not isinstance(data, Mapping):
+            raise ValueError(f"search_space: expected a mapping of settings, got {data!r}")
         data = dict(data or {})
         known = {f.name for f in fields(cls)}
         for key in data:
@@ -225,6 +226,38 @@ class MnasNetSpace:
     def sample(self, rng: np.random.Generator) -> ArchSpec:
         """A uniformly random architecture of the space."""
         return self.decode(self.sample_actions(rng))
+
+
+_CHOICE_FIELDS = ("base", "ops", "kernels", "se_ratios", "skips", "filter_multipliers",
+                  "layer_deltas")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _choices(name: str, value: Any) -> tuple[Any, ...]:
+    """A non-empty list of distinct choices (duplicates would make two actions mean the same)."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        raise ValueError(f"search_space.{name}: expected a list of choices, got {value!r}")
+    out = tuple(value)
+    if not out:
+        raise ValueError(f"search_space.{name}: needs at least one choice")
+    if name != "base":
+        for i, choice in enumerate(out):
+            if choice in out[:i]:
+                raise ValueError(f"search_space.{name}: choice {choice!r} is listed twice")
+    return out
+
+
+def _check_each(name: str, values: Sequence[Any], ok: Any, expected: str) -> None:
+    for value in values:
+        if not ok(value):
+            raise ValueError(f"search_space.{name}: {value!r} is not {expected}")
 
 
 def _base_block(data: Any, index: int) -> BaseBlock:

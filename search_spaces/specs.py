@@ -34,6 +34,8 @@ class BlockSpec:
         problems = _block_problems(self)
         if problems:
             raise ValueError(f"invalid block {self!r}: {problems[0]}")
+        # One canonical type, so equal blocks compare, hash and encode identically.
+        object.__setattr__(self, "se_ratio", float(self.se_ratio))
 
     def layers(self) -> Iterator["LayerSpec"]:
         """The block's layers in order (first with the stride and width change)."""
@@ -86,6 +88,10 @@ class LayerSpec:
         return self.in_filters * self.expansion
 
 
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _block_problems(b: BlockSpec) -> list[str]:
     out: list[str] = []
     if b.op not in OPS:
@@ -98,7 +104,10 @@ def _block_problems(b: BlockSpec) -> list[str]:
             out.append(f"{name} must be a positive integer, got {value!r}")
     if isinstance(b.kernel, int) and b.kernel >= 1 and b.kernel % 2 == 0:
         out.append(f"kernel must be odd, got {b.kernel}")
-    if not isinstance(b.se_ratio, (int, float)) or not 0.0 <= b.se_ratio <= 1.0:
+    if b.stride not in (1, 2) or isinstance(b.stride, bool):
+        out.append(f"stride must be 1 or 2 (only the first layer of a block strides), "
+                   f"got {b.stride!r}")
+    if not _is_real(b.se_ratio) or not 0.0 <= b.se_ratio <= 1.0:
         out.append(f"se_ratio must be in [0, 1], got {b.se_ratio!r}")
     if b.op in ("ds", "conv") and b.expansion != 1:
         out.append(f"op {b.op!r} needs expansion 1, got {b.expansion}")
@@ -118,14 +127,19 @@ class ArchSpec:
     dropout: float = 0.2
 
     def __post_init__(self) -> None:
+        if not isinstance(self.blocks, (list, tuple)):
+            raise ValueError(f"blocks must be a sequence of BlockSpec, got {self.blocks!r}")
         object.__setattr__(self, "blocks", tuple(self.blocks))
         if not self.blocks:
             raise ValueError("an architecture needs at least one block")
+        for idx, block in enumerate(self.blocks):
+            if not isinstance(block, BlockSpec):
+                raise ValueError(f"block {idx + 1} is not a BlockSpec: {block!r}")
         for name in ("stem_filters", "stem_stride", "head_filters"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not 0.0 <= self.dropout < 1.0:
+        if not _is_real(self.dropout) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         width = self.stem_filters
         for idx, block in enumerate(self.blocks):

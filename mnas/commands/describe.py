@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 from search_spaces import (ArchSpec, build_model, count_macs, count_params, decode_arch,
                            reference_arch, reference_names)
-from search_spaces.space import layer_resolutions
+
+#: Keys a block string can start with (official and timm forms).
+_BLOCK_KEYS = frozenset({"r", "k", "s", "e", "i", "o", "se", "noskip", "poolskip", "conv", "ir",
+                         "ds", "cn"})
 
 
 def resolve_arch(text: str | list[str]) -> ArchSpec:
@@ -25,12 +29,13 @@ def resolve_arch(text: str | list[str]) -> ArchSpec:
         except ValueError:
             raise ValueError(f"{text!r}: width after '@' must be a number") from None
         return reference_arch(name, scale)
-    strings = [s for s in text.replace(",", " ").split() if s]
-    if not strings or ("_" not in strings[0] and not text.endswith(".json")):
-        raise ValueError(f"{text!r} is neither a reference name ({', '.join(reference_names())}), "
-                         "block strings, nor an existing export .json file")
     if text.endswith(".json"):
         raise FileNotFoundError(f"{text}: no such file")
+    strings = [s for s in text.replace(",", " ").split() if s]
+    first_key = re.match(r"[^0-9_]*", strings[0]).group() if strings else ""
+    if first_key not in _BLOCK_KEYS:  # e.g. a misspelt reference name, not a block string
+        raise ValueError(f"{text!r} is neither a reference name ({', '.join(reference_names())}), "
+                         "block strings, nor an existing export .json file")
     fmt = "timm" if strings[0].split("_", 1)[0] in ("ir", "ds", "cn") else "tf"
     return decode_arch(strings, format=fmt)
 
@@ -48,27 +53,28 @@ def _arch_from_json(path: Path) -> ArchSpec:
     return decode_arch(entry["blocks"], format=entry.get("format", "tf"), **extra)
 
 
-def describe_table(arch: ArchSpec, input_size: int, num_classes: int) -> str:
-    """A human-readable block table with parameters and multiply-adds."""
-    model = build_model(arch, num_classes=num_classes)
-    sizes = dict()
-    for layer_index, (_, size) in enumerate(layer_resolutions(arch, input_size)):
-        sizes[layer_index] = size
-    rows = [("block", "op", "k", "s", "e", "se", "skip", "r", "in", "out", "out res")]
-    layer = 0
-    res = -(-input_size // arch.stem_stride)
-    rows.append(("stem", "conv", "3", str(arch.stem_stride), "-", "-", "-", "1", "3",
-                 str(arch.stem_filters), f"{res}x{res}"))
+def _table_rows(arch: ArchSpec, input_size: int) -> list[tuple[str, ...]]:
+    """Header, stem, one row per block (with its output resolution), head."""
+    res = -(-input_size // arch.stem_stride)  # 'same' padding: strided convs round up
+    rows = [("block", "op", "k", "s", "e", "se", "skip", "r", "in", "out", "out res"),
+            ("stem", "conv", "3", str(arch.stem_stride), "-", "-", "-", "1", "3",
+             str(arch.stem_filters), f"{res}x{res}")]
     for i, b in enumerate(arch.blocks):
-        res = -(-sizes[layer] // b.stride)
-        layer += b.repeats
+        res = -(-res // b.stride)  # only a block's first layer strides
         rows.append((str(i + 1), b.op, str(b.kernel), str(b.stride), str(b.expansion),
                      f"{b.se_ratio:g}", b.skip, str(b.repeats), str(b.in_filters),
                      str(b.out_filters), f"{res}x{res}"))
     rows.append(("head", "conv1x1", "1", "1", "-", "-", "-", "1", str(arch.blocks[-1].out_filters),
                  str(arch.head_filters), "1x1"))
+    return rows
+
+
+def describe_table(arch: ArchSpec, input_size: int, num_classes: int) -> str:
+    """A human-readable block table with parameters and multiply-adds."""
+    rows = _table_rows(arch, input_size)
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in rows]
+    model = build_model(arch, num_classes=num_classes)
     params, macs = count_params(model), count_macs(model, input_size)
     lines.append(f"input {input_size}x{input_size}, {num_classes} classes: "
                  f"{params:,} parameters, {macs / 1e6:,.1f}M multiply-adds")

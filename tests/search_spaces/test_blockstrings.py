@@ -1,0 +1,202 @@
+"""Block-string codec: official strings round-trip exactly, timm form, our `conv`/`poolskip`
+tokens, and one clear ValueError (naming the string and the token) for every kind of bad input."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from search_spaces import (ArchSpec, BlockSpec, decode_arch, decode_block, encode_arch,
+                           encode_block, reference_arch)
+from search_spaces.reference import REFERENCE_STRINGS
+
+# Copied by hand from the reference doc (official mnasnet_models.py), not from our module.
+MNASNET_A1 = ["r1_k3_s11_e1_i32_o16_noskip", "r2_k3_s22_e6_i16_o24", "r3_k5_s22_e3_i24_o40_se0.25",
+              "r4_k3_s22_e6_i40_o80", "r2_k3_s11_e6_i80_o112_se0.25",
+              "r3_k5_s22_e6_i112_o160_se0.25", "r1_k3_s11_e6_i160_o320"]
+MNASNET_B1 = ["r1_k3_s11_e1_i32_o16_noskip", "r3_k3_s22_e3_i16_o24", "r3_k5_s22_e3_i24_o40",
+              "r3_k5_s22_e6_i40_o80", "r2_k3_s11_e6_i80_o96", "r4_k5_s22_e6_i96_o192",
+              "r1_k3_s11_e6_i192_o320_noskip"]
+# timm's semnasnet_100 arch_def (timm/models/efficientnet.py, _gen_mnasnet_a1).
+TIMM_A1 = ["ds_r1_k3_s1_e1_c16_noskip", "ir_r2_k3_s2_e6_c24", "ir_r3_k5_s2_e3_c40_se0.25",
+           "ir_r4_k3_s2_e6_c80", "ir_r2_k3_s1_e6_c112_se0.25", "ir_r3_k5_s2_e6_c160_se0.25",
+           "ir_r1_k3_s1_e6_c320"]
+
+
+@pytest.mark.parametrize("strings", [MNASNET_A1, MNASNET_B1], ids=["a1", "b1"])
+def test_official_strings_decode_and_encode_identically(strings: list[str]) -> None:
+    arch = decode_arch(strings)
+    assert encode_arch(arch) == strings
+    for text in strings:
+        assert encode_block(decode_block(text)) == text
+
+
+def test_reference_table_matches_the_published_strings() -> None:
+    assert list(REFERENCE_STRINGS["mnasnet_a1"]) == MNASNET_A1
+    assert list(REFERENCE_STRINGS["mnasnet_b1"]) == MNASNET_B1
+
+
+def test_official_a1_decodes_to_the_published_blocks() -> None:
+    arch = decode_arch(MNASNET_A1)
+    first, third = arch.blocks[0], arch.blocks[2]
+    assert first == BlockSpec("ds", 1, 3, 1, 1, 32, 16, 0.0, "none")
+    assert third == BlockSpec("ir", 3, 5, 2, 3, 24, 40, 0.25, "identity")
+    assert (arch.stem_filters, arch.stem_stride, arch.head_filters, arch.dropout) == (32, 2, 1280, 0.2)
+
+
+def test_token_order_does_not_matter_when_parsing() -> None:
+    assert decode_block("o24_i16_e6_s22_k3_r2") == decode_block("r2_k3_s22_e6_i16_o24")
+    assert decode_block("se0.25_r3_k5_s22_e3_i24_o40") == decode_block(MNASNET_A1[2])
+
+
+def test_timm_form_round_trips() -> None:
+    a1 = reference_arch("mnasnet_a1")
+    assert encode_arch(a1, format="timm") == TIMM_A1
+    assert decode_arch(TIMM_A1, format="timm") == a1
+    # timm writes mnasnet_b1's first block without e1; it is the same block.
+    b1 = reference_arch("mnasnet_b1")
+    timm_b1 = ["ds_r1_k3_s1_c16_noskip"] + encode_arch(b1, format="timm")[1:]
+    assert decode_arch(timm_b1, format="timm") == b1
+
+
+def test_timm_regular_conv_uses_cn_prefix() -> None:
+    arch = decode_arch(["cn_r1_k3_s1_c16_poolskip", "ir_r2_k5_s2_e3_c24_se0.25"], format="timm")
+    assert arch.blocks[0] == BlockSpec("conv", 1, 3, 1, 1, 32, 16, 0.0, "pool")
+    assert encode_arch(arch, format="timm") == ["cn_r1_k3_s1_c16_poolskip",
+                                                "ir_r2_k5_s2_e3_c24_se0.25"]
+    assert decode_arch(encode_arch(arch), format="tf") == arch
+
+
+@pytest.mark.parametrize("text, op, skip", [
+    ("r1_k3_s11_e1_i32_o16_conv", "conv", "identity"),
+    ("r2_k5_s22_e1_i32_o24_poolskip_conv", "conv", "pool"),
+    ("r2_k3_s22_e6_i32_o24_poolskip", "ir", "pool"),
+    ("r1_k3_s11_e1_i32_o16_se0.25_poolskip", "ds", "pool"),
+    ("r1_k3_s11_e1_i32_o32_se0.25_noskip_conv", "conv", "none"),
+])
+def test_our_tokens_round_trip(text: str, op: str, skip: str) -> None:
+    block = decode_block(text)
+    assert (block.op, block.skip) == (op, skip)
+    assert encode_block(block) == text
+
+
+def test_stem_width_defaults_to_first_block_input() -> None:
+    arch = decode_arch(["r1_k3_s11_e1_i24_o16", "r1_k3_s22_e6_i16_o24"])
+    assert arch.stem_filters == 24
+    assert decode_arch(["r1_k3_s11_e1_i24_o16"], stem_filters=24, stem_stride=1).stem_stride == 1
+    with pytest.raises(ValueError, match="block 1 takes 24 input filters"):
+        decode_arch(["r1_k3_s11_e1_i24_o16"], stem_filters=32)
+
+
+def test_specs_are_frozen() -> None:
+    block = decode_block(MNASNET_A1[1])
+    arch = decode_arch(MNASNET_A1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        block.kernel = 5  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        arch.stem_filters = 16  # type: ignore[misc]
+    layer = next(block.layers())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        layer.stride = 1  # type: ignore[misc]
+    assert hash(arch) == hash(decode_arch(MNASNET_A1))
+
+
+def test_block_layers_first_takes_stride_and_width() -> None:
+    layers = list(decode_block("r3_k5_s22_e6_i40_o80").layers())
+    assert [(l.stride, l.in_filters, l.out_filters) for l in layers] == [
+        (2, 40, 80), (1, 80, 80), (1, 80, 80)]
+
+
+# -- bad strings: ValueError naming the string and the token ------------------------------------
+@pytest.mark.parametrize("text, token", [
+    ("r1_k3_s11_e1_i32_o16_bogus", "bogus"),        # unknown token
+    ("r1_k3_s11_e1_i32_o16_x7", "x7"),              # unknown key with a value
+    ("r1_s11_e1_i32_o16", "k"),                     # missing kernel
+    ("r1_k_s11_e1_i32_o16", "k"),                   # kernel without a value
+    ("r1_k3_s2_e1_i32_o16", "s2"),                  # stride must be s11 / s22
+    ("r1_k3_s12_e1_i32_o16", "s12"),
+    ("r1_k3_s11_e0_i32_o16", "e0"),                 # expansion 0
+    ("r1_k3_s11_e1_i-16_o16", "i-16"),              # negative filters
+    ("r1_k3_s11_e1_i32_o16_se1.5", "se1.5"),        # SE ratio above 1
+    ("r1_k3_s11_e1_i32_o16_se", "se"),              # SE without a value
+    ("r1_k4_s11_e1_i32_o16", "k4"),                 # even kernel
+    ("r1_k3_s11_e6_i32_o16_conv", "e6"),            # conv needs e1
+    ("r1_k3_s11_e1_i32_o16_noskip_poolskip", "poolskip"),
+    ("r1_k3_s11_e1_i32_o16_noskip1", "noskip1"),    # flags take no value
+    ("r1_r2_k3_s11_e1_i32_o16", "r2"),              # repeated key
+    ("r0_k3_s11_e1_i32_o16", "r0"),
+    ("r1__k3_s11_e1_i32_o16", ""),                  # empty token
+])
+def test_bad_block_string_names_string_and_token(text: str, token: str) -> None:
+    with pytest.raises(ValueError) as info:
+        decode_arch([text])
+    message = str(info.value)
+    assert repr(text) in message
+    assert f"token {token!r}" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("strings, token", [
+    (["ir_r1_k3_s22_e6_c24"], "s22"),               # timm strides are s1 / s2
+    (["xx_r1_k3_s2_e6_c24"], "xx"),                 # unknown op prefix
+    (["ir_r1_k3_s2_c24"], "e"),                     # ir needs an expansion
+    (["ds_r1_k3_s1_e6_c16"], "e6"),                 # ds needs e1
+    (["ir_r1_k3_s2_e6_o24"], "o24"),                # timm uses c, not o
+])
+def test_bad_timm_string_names_string_and_token(strings: list[str], token: str) -> None:
+    with pytest.raises(ValueError) as info:
+        decode_arch(strings, format="timm")
+    assert repr(strings[0]) in str(info.value)
+    assert f"token {token!r}" in str(info.value)
+
+
+def test_empty_list_and_wrong_types_raise_value_error() -> None:
+    with pytest.raises(ValueError, match="empty list"):
+        decode_arch([])
+    with pytest.raises(ValueError, match="list of strings"):
+        decode_arch("r1_k3_s11_e1_i32_o16")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="empty"):
+        decode_arch([""])
+    with pytest.raises(ValueError, match="expected text"):
+        decode_arch([12])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="unknown block-string format 'keras'"):
+        decode_arch(MNASNET_A1, format="keras")
+    with pytest.raises(ValueError, match="unknown block-string format"):
+        encode_arch(reference_arch("mnasnet_a1"), format="keras")
+
+
+def test_width_chain_mismatch_names_the_block() -> None:
+    strings = ["r1_k3_s11_e1_i32_o16", "r2_k3_s22_e6_i24_o24"]
+    with pytest.raises(ValueError) as info:
+        decode_arch(strings)
+    message = str(info.value)
+    assert "r2_k3_s22_e6_i24_o24" in message
+    assert "block 2 takes 24 input filters but the previous layer gives 16" in message
+
+
+@pytest.mark.parametrize("changes", [
+    dict(op="sep"), dict(skip="residual"), dict(repeats=0), dict(kernel=4), dict(stride=3),
+    dict(expansion=0), dict(in_filters=-16), dict(out_filters=True), dict(se_ratio=1.5),
+    dict(se_ratio=float("nan")), dict(op="ds", expansion=6), dict(op="ir", expansion=1),
+    dict(op="conv", expansion=3),
+])
+def test_block_spec_validation(changes: dict) -> None:
+    fields = dict(op="ir", repeats=1, kernel=3, stride=1, expansion=6, in_filters=16,
+                  out_filters=16, se_ratio=0.0, skip="identity")
+    fields.update(changes)
+    with pytest.raises(ValueError, match="invalid block"):
+        BlockSpec(**fields)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(blocks=()), "at least one block"),
+    (dict(blocks=("r1_k3_s11_e1_i32_o16",)), "not a BlockSpec"),
+    (dict(stem_filters=0), "stem_filters"),
+    (dict(dropout=1.0), "dropout"),
+    (dict(dropout="0.2"), "dropout"),
+])
+def test_arch_spec_validation(changes: dict, message: str) -> None:
+    fields = dict(blocks=(decode_block("r1_k3_s11_e1_i32_o16"),))
+    fields.update(changes)
+    with pytest.raises(ValueError, match=message):
+        ArchSpec(**fields)

@@ -1,0 +1,143 @@
+"""Property tests for the block-string codec.
+
+Any text either raises ValueError or decodes to a spec that encodes and decodes to the same spec
+(never another exception), and every valid spec encodes to text that decodes back to it, in both
+formats. Example counts are modest so this file runs in a few seconds.
+"""
+from __future__ import annotations
+
+from hypothesis import HealthCheck, find, given, settings
+from hypothesis import strategies as st
+
+from search_spaces import ArchSpec, BlockSpec, decode_arch, decode_block, encode_arch, encode_block
+
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Plausible pieces: valid tokens, near misses, and junk, in both grammars.
+TOKENS = st.sampled_from([
+    "r1", "r2", "r0", "r01", "k3", "k5", "k4", "k", "s11", "s22", "s2", "s1", "s12", "e1", "e6",
+    "e0", "i16", "i32", "i-16", "o16", "o24", "o0", "c16", "c24", "se0.25", "se0", "se1", "se1.5",
+    "se.5", "se0.25e2", "noskip", "poolskip", "conv", "noskip1", "ir", "ds", "cn", "", "x", "_",
+    "9", "é3", "s٣٣", "r1\n",
+])
+JUNK_SOUP = st.lists(TOKENS, min_size=0, max_size=10).map("_".join)
+
+
+@st.composite
+def _near_valid(draw: st.DrawFn) -> str:
+    """A shuffled block with plausible values in both grammars, sometimes mutated, so that
+    a good share of the soup decodes and the round-trip branch is exercised too."""
+    tf = draw(st.booleans())
+    parts = [draw(st.sampled_from(["r1", "r2", "r4"])), draw(st.sampled_from(["k3", "k5"])),
+             draw(st.sampled_from(["s11", "s22"] if tf else ["s1", "s2"])),
+             draw(st.sampled_from(["e1", "e3", "e6"]))]
+    parts += [draw(st.sampled_from(["i16", "i32"])), "o16"] if tf else ["c16"]
+    parts += draw(st.lists(st.sampled_from(["se0.25", "noskip", "poolskip", "conv", "se1"]),
+                           max_size=2, unique=True))
+    parts += draw(st.lists(TOKENS, max_size=1))  # occasional junk or duplicate key
+    parts = draw(st.permutations(parts))
+    prefix = [] if tf else [draw(st.sampled_from(["ir", "ds", "cn"]))]
+    return "_".join(prefix + list(parts))
+
+
+SOUP = st.one_of(JUNK_SOUP, _near_valid())
+
+
+def _check_text_list(strings: list[str], fmt: str) -> None:
+    try:
+        arch = decode_arch(strings, format=fmt)
+    except ValueError:
+        return
+    again = decode_arch(encode_arch(arch, format=fmt), format=fmt, stem_filters=arch.stem_filters)
+    assert again == arch
+    # Either format can carry any decoded architecture.
+    other = "timm" if fmt == "tf" else "tf"
+    assert decode_arch(encode_arch(arch, format=other), format=other,
+                       stem_filters=arch.stem_filters) == arch
+
+
+@FAST
+@given(st.lists(st.text(max_size=40), max_size=4), st.sampled_from(["tf", "timm"]))
+def test_arbitrary_text_raises_value_error_or_round_trips(strings: list[str], fmt: str) -> None:
+    _check_text_list(strings, fmt)
+
+
+@FAST
+@given(st.lists(SOUP, min_size=1, max_size=3), st.sampled_from(["tf", "timm"]))
+def test_token_soup_raises_value_error_or_round_trips(strings: list[str], fmt: str) -> None:
+    _check_text_list(strings, fmt)
+
+
+def _decodes(strings: list[str], fmt: str) -> bool:
+    try:
+        decode_arch(strings, format=fmt)
+    except ValueError:
+        return False
+    return True
+
+
+def test_soup_reaches_the_round_trip_branch() -> None:
+    """The soup is not all junk: it finds decodable multi-block lists in both formats."""
+    for fmt in ("tf", "timm"):
+        found = find(st.lists(SOUP, min_size=2, max_size=3), lambda s: _decodes(s, fmt),
+                     settings=settings(max_examples=500, database=None))
+        assert len(found) >= 2
+
+
+@FAST
+@given(SOUP)
+def test_single_block_soup(text: str) -> None:
+    try:
+        block = decode_block(text)
+    except ValueError:
+        return
+    assert decode_block(encode_block(block)) == block
+
+
+# -- generated valid specs ----------------------------------------------------------------------
+WIDTHS = st.integers(min_value=1, max_value=2048)
+SE = st.one_of(st.just(0.0), st.just(0.25),
+               st.floats(min_value=0.0, max_value=1.0, allow_nan=False, allow_subnormal=True))
+
+
+@st.composite
+def blocks(draw: st.DrawFn, in_filters: int | None = None) -> BlockSpec:
+    op = draw(st.sampled_from(["conv", "ds", "ir"]))
+    return BlockSpec(
+        op=op, repeats=draw(st.integers(1, 8)), kernel=draw(st.sampled_from([1, 3, 5, 7, 9])),
+        stride=draw(st.sampled_from([1, 2])),
+        expansion=draw(st.integers(2, 12)) if op == "ir" else 1,
+        in_filters=draw(WIDTHS) if in_filters is None else in_filters,
+        out_filters=draw(WIDTHS), se_ratio=draw(SE),
+        skip=draw(st.sampled_from(["identity", "pool", "none"])))
+
+
+@st.composite
+def archs(draw: st.DrawFn) -> ArchSpec:
+    width = draw(WIDTHS)
+    out = []
+    for _ in range(draw(st.integers(1, 8))):
+        out.append(draw(blocks(in_filters=width)))
+        width = out[-1].out_filters
+    return ArchSpec(tuple(out), stem_filters=out[0].in_filters,
+                    stem_stride=draw(st.sampled_from([1, 2])))
+
+
+@FAST
+@given(blocks())
+def test_valid_block_round_trips_to_identical_text(block: BlockSpec) -> None:
+    text = encode_block(block)
+    assert decode_block(text) == block
+    assert encode_block(decode_block(text)) == text
+
+
+@FAST
+@given(archs())
+def test_valid_arch_round_trips_in_both_formats(arch: ArchSpec) -> None:
+    stem = dict(stem_filters=arch.stem_filters, stem_stride=arch.stem_stride)
+    for fmt in ("tf", "timm"):
+        text = encode_arch(arch, format=fmt)
+        assert decode_arch(text, format=fmt, **stem) == arch
+        assert encode_arch(decode_arch(text, format=fmt, **stem), format=fmt) == text
+    # tf strings carry the stem width themselves.
+    assert decode_arch(encode_arch(arch), stem_stride=arch.stem_stride) == arch
