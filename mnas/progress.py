@@ -20,16 +20,16 @@ class Progress:
     def update(self, done: int, running: int, best: dict[str, Any] | None) -> None:
         if self._bar is None:
             return
-        if done != self._done:
-            self._bar.update(done - self._done)
-            self._done = done
+        changed = done != self._done
         postfix = {"running": running}
         if best is not None:
             postfix["best"] = f"{best['reward']:.4f}"
             postfix["acc"] = f"{best['accuracy']:.3f}"
             postfix["lat"] = f"{best['latency_ms']:.2f}ms"
         self._bar.set_postfix(postfix, refresh=False)
-        self._bar.refresh()
+        if changed:
+            self._bar.update(done - self._done)  # refreshes (rate-limited by tqdm)
+            self._done = done
 
     def close(self) -> None:
         if self._bar is not None:

@@ -1,0 +1,109 @@
+"""`mnas search`: run (or resume) an architecture search from an experiment config."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the loop is so that the same clean stop as Ctrl-C runs."""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "search", help="search architectures (controller + children trained on Ray)",
+        description="Run a MnasNet search from an experiment config. Every finished child is "
+                    "appended to <run dir>/history.jsonl; Ctrl-C or a kill can be resumed with "
+                    "--resume.")
+    p.add_argument("config", nargs="?", default=None,
+                   help="experiment YAML (default: the quickstart; on --resume: the run's own "
+                        "config.yaml)")
+    p.add_argument("--run-dir", type=Path, default=None,
+                   help="run directory (default: <output.dir>/<name>-<timestamp>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set budget.children=50 (repeatable)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted search in --run-dir")
+    p.add_argument("--force", action="store_true",
+                   help="resume even if the config differs from the run's")
+    p.add_argument("--local", action="store_true",
+                   help="train children one by one in this process (no Ray; for debugging)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+def _resume_hint(args: argparse.Namespace, run_dir: Path) -> str:
+    parts = ["mnas", "search"] + ([args.config] if args.config else [])
+    parts += ["--run-dir", str(run_dir), "--resume"]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mnas.runner import (create_executor, create_search, default_run_dir, load_for_run,
+                             prepare_run_dir)
+
+    if args.resume and args.run_dir is None:
+        raise ValueError("--resume needs --run-dir DIR (the run directory to continue)")
+    config = load_for_run(args.config, args.run_dir, args.overrides, resume=args.resume)
+    run_dir = args.run_dir if args.run_dir is not None else default_run_dir(config)
+    prepare_run_dir(config, run_dir, resume=args.resume, force=args.force)
+    print(f"run directory: {run_dir}", file=sys.stderr, flush=True)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    search = executor = None
+    try:
+        search = create_search(config, run_dir, resume=args.resume)
+        if args.resume:
+            print(f"resuming: {len(search.records)} children recorded, {search.in_flight} to "
+                  f"re-run, budget {search.children}", file=sys.stderr, flush=True)
+        if search.done:
+            print("the budget is already recorded; nothing to do", file=sys.stderr)
+            return 0
+        start = time.perf_counter()
+        executor = create_executor(config, local=args.local)
+        init = getattr(executor, "init_seconds", None)
+        if init is not None:
+            print(f"ray: {executor.capacity} workers ready in "
+                  f"{init + executor.startup_seconds:.1f} s (ray.init {init:.1f} s)",
+                  file=sys.stderr, flush=True)
+        summary = search.run(executor, progress=not args.no_progress)
+        _print_summary(summary, run_dir, time.perf_counter() - start)
+        return 0
+    except KeyboardInterrupt as exc:
+        code = EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
+        done = len(search.records) if search is not None else 0
+        print(f"\nmnas search: stopped ({done} children recorded, state saved in {run_dir}); "
+              f"resume with: {_resume_hint(args, run_dir)}", file=sys.stderr)
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if executor is not None:
+            executor.shutdown()
+        if search is not None:
+            search.close()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _print_summary(summary: Any, run_dir: Path, seconds: float) -> None:
+    best = summary.best
+    print(f"done: {summary.children} children in {seconds:.0f} s; history: "
+          f"{run_dir / 'history.jsonl'}", file=sys.stderr)
+    if best is None:
+        print("no child trained successfully (see the status and error fields in the history)",
+              file=sys.stderr)
+        return
+    print(f"best reward {best['reward']:.4f}: accuracy {best['accuracy']:.4f}, latency "
+          f"{best['latency_ms']:.3f} ms, child #{best['index']}")
+    print("  " + " ".join(best["arch"]))
+    print(f"export it with: mnas export {run_dir}", file=sys.stderr)

@@ -1,0 +1,120 @@
+"""Wiring a search from an experiment config: the run directory, the predictor, controller,
+tracker and executor. Kept apart from `mnas.search` so the loop itself stays testable with
+hand-made parts."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import ExperimentConfig, fingerprint_diff, load_config, save_config
+from .executor import Executor, LocalExecutor
+from .search import HISTORY_NAME, RewardSpec, Search
+
+CONFIG_NAME = "config.yaml"
+REFERENCES = ("mnasnet_a1", "mnasnet_b1", "mobilenet_v2")
+
+
+def default_run_dir(config: ExperimentConfig) -> Path:
+    """`<output.dir>/<name>-<UTC timestamp>` (a new directory per run)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return Path(config.output.dir) / f"{config.name}-{stamp}"
+
+
+def prepare_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool,
+                    force: bool = False) -> None:
+    """Create or check the run dir and write the resolved config.yaml.
+
+    A fresh search refuses a dir that already holds a history (that would mix two searches);
+    a resume refuses a config that differs beyond `RESUME_MUTABLE` unless `force`."""
+    saved = run_dir / CONFIG_NAME
+    if resume:
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f"{run_dir}: no such run directory to resume")
+        if not saved.exists():
+            raise ValueError(f"{run_dir}: not a search run directory (no {CONFIG_NAME})")
+        diff = fingerprint_diff(load_config(saved), config)
+        if diff and not force:
+            raise ValueError(f"{run_dir}: the config differs from the run's ({'; '.join(diff)}); "
+                             "use the run's config.yaml, or --force to resume anyway")
+    else:
+        if run_dir.exists() and not run_dir.is_dir():
+            raise NotADirectoryError(f"{run_dir}: exists and is not a directory")
+        if (run_dir / HISTORY_NAME).exists():
+            raise ValueError(f"{run_dir}: already holds a search; add --resume to continue it, "
+                             "or choose another --run-dir")
+        run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, saved)
+
+
+def create_predictor(config: ExperimentConfig) -> Any:
+    from latency import create_predictor as factory
+
+    lat = config.latency
+    return factory(lat.predictor, space=config.space, table=lat.table, **dict(lat.kwargs))
+
+
+def reference_latencies(predictor: Any, config: ExperimentConfig) -> list[tuple[str, float]]:
+    """Predicted latency of the reference networks, where the predictor can price them (a
+    lookup table built for another space cannot: those are skipped)."""
+    from search_spaces.reference import reference_arch
+
+    out = []
+    for name in REFERENCES:
+        try:
+            arch = reference_arch(name, stem_stride=config.space.stem_stride)
+            out.append((name, float(predictor.predict(arch))))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def create_search(config: ExperimentConfig, run_dir: Path, *, resume: bool,
+                  predictor: Any = None) -> Search:
+    from controllers import create_controller
+
+    space = config.space
+    predictor = predictor if predictor is not None else create_predictor(config)
+    ctrl = config.controller
+    controller = create_controller(ctrl.name, space, seed=config.seed, predictor=predictor,
+                                   target_ms=config.latency.target_ms, **ctrl.factory_kwargs())
+    alpha, beta = config.reward.weights
+    reward = RewardSpec(config.latency.target_ms, alpha, beta, config.reward.failed_reward)
+    tracker = None
+    if config.output.tensorboard or config.output.plot:
+        from .config import config_to_dict
+        from .tracking import Tracker
+
+        tracker = Tracker(run_dir, decisions=space.decisions, target_ms=config.latency.target_ms,
+                          tensorboard=config.output.tensorboard, plot=config.output.plot,
+                          references=reference_latencies(predictor, config),
+                          hparams={k: v for k, v in config_to_dict(config).items()
+                                   if k in ("controller", "reward", "budget", "seed")})
+    return Search(run_dir, space=space, controller=controller, latency=predictor.predict,
+                  reward=reward, children=config.budget.children, batch=config.budget.batch,
+                  resume=resume, tracker=tracker)
+
+
+def create_executor(config: ExperimentConfig, *, local: bool = False,
+                    trainer: Any = None) -> Executor:
+    """In-process (`local`) or a Ray actor pool sized by `ray.workers` (0 = by the CPUs)."""
+    if local:
+        return LocalExecutor(config.child_training, trainer=trainer)
+    from .distributed import RayExecutor
+
+    ray = config.ray
+    return RayExecutor(config.child_training, trainer=trainer, address=ray.address,
+                       workers=ray.workers, cpus_per_child=ray.cpus_per_child,
+                       retries=ray.retries, child_timeout_s=ray.child_timeout_s)
+
+
+def load_for_run(config_path: str | None, run_dir: Path | None, overrides: list[str], *,
+                 resume: bool) -> ExperimentConfig:
+    """The config to run: CONFIG (+ --set), or on resume without CONFIG the run's own."""
+    if config_path is None:
+        if resume and run_dir is not None:
+            return load_config(run_dir / CONFIG_NAME, overrides)
+        from .config import QUICKSTART
+
+        config_path = str(QUICKSTART)
+    return load_config(config_path, overrides)

@@ -1,0 +1,143 @@
+"""What a search shows while and after it runs: TensorBoard events and `pareto.png`.
+
+The only module that imports tensorboard (through torch's SummaryWriter) and matplotlib (Agg, so
+it works on headless machines); both are imported when a tracker is created, never by the core.
+Logged per child: reward, accuracy, latency, best reward so far; per controller update: its
+statistics (entropy, loss, ...) and one histogram of the chosen options per decision; at the end:
+the hyper-parameters with the best reward (TensorBoard's HParams tab).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+TB_DIR = "tb"
+PLOT_NAME = "pareto.png"
+
+
+class Tracker:
+    """TensorBoard logging (optional) and the Pareto plot written by `close` (optional)."""
+
+    def __init__(self, run_dir: str | Path, *, decisions: Sequence[Any], target_ms: float,
+                 tensorboard: bool = True, plot: bool = True,
+                 references: Sequence[tuple[str, float]] = (),
+                 hparams: dict[str, Any] | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.decisions = list(decisions)
+        self.target_ms = target_ms
+        self.plot = plot
+        self.references = list(references)
+        self.hparams = dict(hparams or {})
+        self._best = -np.inf
+        self._writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.run_dir / TB_DIR))
+
+    def log_child(self, record: dict[str, Any], step: int) -> None:
+        if self._writer is None:
+            return
+        if record.get("status") == "ok" and record.get("reward") is not None:
+            self._best = max(self._best, float(record["reward"]))
+        w = self._writer
+        w.add_scalar("child/reward", float(record["reward"]), step)
+        if record.get("accuracy") is not None:
+            w.add_scalar("child/accuracy", float(record["accuracy"]), step)
+        w.add_scalar("child/latency_ms", float(record["latency_ms"]), step)
+        if np.isfinite(self._best):
+            w.add_scalar("search/best_reward", self._best, step)
+
+    def log_update(self, stats: dict[str, float], actions: Sequence[Sequence[int]],
+                   update: int) -> None:
+        if self._writer is None:
+            return
+        for key, value in stats.items():
+            if isinstance(value, (int, float)) and np.isfinite(value):
+                self._writer.add_scalar(f"controller/{key}", float(value), update)
+        chosen = np.asarray(actions, dtype=np.int64)
+        for i, decision in enumerate(self.decisions):
+            bins = np.arange(decision.size + 1) - 0.5
+            self._writer.add_histogram(f"choices/{decision.name}", chosen[:, i], update, bins=bins)
+
+    def close(self, records: Sequence[dict[str, Any]]) -> None:
+        if self._writer is not None:
+            ok = [r for r in records if r.get("status") == "ok"]
+            if ok:
+                best = max(ok, key=lambda r: r["reward"])
+                metrics = {"hparam/best_reward": float(best["reward"]),
+                           "hparam/best_accuracy": float(best["accuracy"]),
+                           "hparam/best_latency_ms": float(best["latency_ms"])}
+                self._writer.add_hparams(_flat_hparams(self.hparams), metrics, run_name=".")
+            self._writer.close()
+            self._writer = None
+        if self.plot and records:
+            plot_pareto(records, self.run_dir / PLOT_NAME, target_ms=self.target_ms,
+                        references=self.references)
+
+
+def _flat_hparams(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flat_hparams(value, name + "."))
+        elif isinstance(value, (bool, int, float, str)):
+            out[name] = value
+        elif value is None:
+            out[name] = "null"
+    return out
+
+
+def pareto_front(points: np.ndarray) -> np.ndarray:
+    """Indices of (latency, accuracy) points no other point beats on both (lower latency,
+    higher accuracy), sorted by latency."""
+    order = np.lexsort((-points[:, 1], points[:, 0]))
+    front, best = [], -np.inf
+    for i in order:
+        if points[i, 1] > best:
+            front.append(i)
+            best = points[i, 1]
+    return np.asarray(front, dtype=np.int64)
+
+
+def plot_pareto(records: Sequence[dict[str, Any]], path: str | Path, *, target_ms: float,
+                references: Sequence[tuple[str, float]] = ()) -> Path | None:
+    """Accuracy vs predicted latency of the successful children, their Pareto front, the
+    target latency and reference architectures (vertical markers: their accuracy on this proxy
+    task is not measured). Written atomically; None when no child succeeded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in records if r.get("status") == "ok" and not r.get("cached")
+          and r.get("accuracy") is not None]
+    if not ok:
+        return None
+    pts = np.array([[r["latency_ms"], r["accuracy"]] for r in ok], dtype=float)
+    front = pts[pareto_front(pts)]
+    best = max(ok, key=lambda r: r["reward"])
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    ax.scatter(pts[:, 0], pts[:, 1], s=14, alpha=0.5, label=f"children ({len(ok)})")
+    ax.step(front[:, 0], front[:, 1], where="post", color="C1", lw=1.5, label="Pareto front")
+    ax.scatter([best["latency_ms"]], [best["accuracy"]], marker="*", s=160, color="C3",
+               zorder=3, label=f"best reward {best['reward']:.4f}")
+    ax.axvline(target_ms, color="k", ls="--", lw=1, label=f"target {target_ms:g} ms")
+    lo, hi = pts[:, 0].min(), pts[:, 0].max()
+    for i, (name, latency) in enumerate(references):
+        if lo / 3 <= latency <= hi * 3:  # far-off references would flatten the plot
+            ax.axvline(latency, color=f"C{4 + i}", ls=":", lw=1.2, label=f"{name} (latency)")
+    ax.set_xlabel("predicted latency (ms)")
+    ax.set_ylabel("proxy validation accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
