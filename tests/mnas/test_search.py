@@ -199,3 +199,128 @@ def test_history_torn_line_is_truncated_and_corruption_is_an_error(tmp_path):
     path.write_bytes(b'garbage\n' + good)
     with pytest.raises(ValueError, match="line 1"):
         load_history(path)
+
+
+# -- the `mnas search` command -------------------------------------------------------------------
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import yaml  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TINY_CONFIG = {
+    "name": "tiny", "seed": 1,
+    "search_space": {"input_size": 8, "num_classes": 4, "stem_filters": 4, "stem_stride": 1,
+                     "head_filters": 16, "width_divisor": 4,
+                     "base": [{"kernel": 3, "stride": 1, "expansion": 1, "filters": 4, "layers": 1},
+                              {"kernel": 3, "stride": 2, "expansion": 6, "filters": 8,
+                               "layers": 1}]},
+    "latency": {"predictor": "flops", "kwargs": {"ms_per_mmac": 1.0}, "target_ms": 0.05},
+    "child_training": {"data": {"name": "synthetic", "input_size": 8, "synthetic_samples": 64,
+                                "num_classes": 4}, "steps": 2, "batch_size": 16, "threads": 1},
+    "budget": {"children": 40, "batch": 4},
+    "output": {"tensorboard": False, "plot": False},
+}
+
+
+def write_config(tmp_path, **sections):
+    data = {**TINY_CONFIG, **sections}
+    data["output"] = {**TINY_CONFIG["output"], "dir": str(tmp_path / "runs")}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def mnas_cmd(*args):
+    return [sys.executable, "-m", "mnas.cli", "search", *map(str, args), "--local",
+            "--no-progress"]
+
+
+def run_cli(*args, timeout=120):
+    return subprocess.run(mnas_cmd(*args), cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_cli_bad_input_is_one_line_exit_2(tmp_path):
+    missing = run_cli(tmp_path / "nope.yaml")
+    assert missing.returncode == 2 and "no such experiment config" in missing.stderr
+    config = write_config(tmp_path)
+    bad = run_cli(config, "--set", "budget.children=-1")
+    assert bad.returncode == 2 and "budget.children" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    no_dir = run_cli(config, "--resume")
+    assert no_dir.returncode == 2 and "--run-dir" in no_dir.stderr
+
+
+@pytest.mark.slow
+def test_cli_refuses_reusing_or_resuming_with_another_config(tmp_path):
+    config = write_config(tmp_path, budget={"children": 3, "batch": 2})
+    run_dir = tmp_path / "run"
+    first = run_cli(config, "--run-dir", run_dir)
+    assert first.returncode == 0, first.stderr
+    assert len(load_history(run_dir / "history.jsonl")) == 3
+    again = run_cli(config, "--run-dir", run_dir)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    other = run_cli(config, "--run-dir", run_dir, "--resume", "--set", "seed=5")
+    assert other.returncode == 2 and "seed" in other.stderr
+    more = run_cli(config, "--run-dir", run_dir, "--resume", "--set", "budget.children=5")
+    assert more.returncode == 0, more.stderr
+    assert [r["index"] for r in load_history(run_dir / "history.jsonl")] == list(range(5))
+
+
+def _kill_when(proc, path, lines):
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists() and path.read_bytes().count(b"\n") >= lines:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sigkill_then_resume_records_exactly_the_budget(tmp_path, seed):
+    """Kill the driver with SIGKILL at a random point, then resume: every child recorded before
+    the kill is kept (byte for byte) and none is trained again."""
+    import random
+
+    config = write_config(tmp_path, controller={"name": "random"})
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(mnas_cmd(config, "--run-dir", run_dir), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kill_at = random.Random(seed).randint(3, 30)
+    assert _kill_when(proc, run_dir / "history.jsonl", kill_at), "search ended too early"
+    time.sleep(random.Random(seed).random() * 0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = load_history(run_dir / "history.jsonl")
+    resumed = run_cli(config, "--run-dir", run_dir, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    after = load_history(run_dir / "history.jsonl")
+    assert len(after) == 40
+    assert after[:len(before)] == before
+    assert sorted(r["index"] for r in after) == list(range(len(after)))  # none lost/duplicated
+    first = {}
+    for r in after:  # an architecture is trained at most once; repeats are cached
+        if not r["cached"]:
+            assert tuple(r["arch"]) not in first
+            first[tuple(r["arch"])] = r
+
+
+@pytest.mark.slow
+def test_sigterm_stops_cleanly_and_resumes(tmp_path):
+    config = write_config(tmp_path, controller={"name": "rnn"})
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(mnas_cmd(config, "--run-dir", run_dir), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert _kill_when(proc, run_dir / "history.jsonl", 5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "--resume" in err
+    resumed = run_cli(config, "--run-dir", run_dir, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(load_history(run_dir / "history.jsonl")) == 40
