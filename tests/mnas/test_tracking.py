@@ -1,0 +1,64 @@
+"""TensorBoard events and the Pareto plot written by mnas.tracking."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mnas.tracking import Tracker, pareto_front, plot_pareto
+from search_spaces.space import MnasNetSpace
+
+
+def _records(n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        lat, acc = float(rng.uniform(1, 10)), float(rng.uniform(0.3, 0.9))
+        out.append({"index": i, "arch": [f"a{i}"], "accuracy": acc, "latency_ms": lat,
+                    "reward": acc * (lat / 5) ** -0.07, "status": "ok", "cached": False})
+    out.append({"index": n, "arch": ["x"], "accuracy": None, "latency_ms": 3.0, "reward": 0.0,
+                "status": "failed", "cached": False})
+    return out
+
+
+def test_pareto_front_is_the_non_dominated_set():
+    pts = np.array([[1, 0.5], [2, 0.4], [2, 0.7], [3, 0.7], [4, 0.9], [0.5, 0.1]])
+    front = pareto_front(pts)
+    assert front.tolist() == [5, 0, 2, 4]
+    for i in range(len(pts)):  # brute force: on the front iff nobody dominates it
+        dominated = any((pts[j, 0] <= pts[i, 0] and pts[j, 1] >= pts[i, 1])
+                        and (pts[j] != pts[i]).any() for j in range(len(pts)))
+        assert (i in front) == (not dominated)
+
+
+def test_plot_pareto_writes_a_png(tmp_path):
+    path = plot_pareto(_records(), tmp_path / "pareto.png", target_ms=5.0,
+                       references=[("mnasnet_a1", 4.0), ("far_away", 1e6)])
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    failed_only = [r for r in _records() if r["status"] != "ok"]
+    assert plot_pareto(failed_only, tmp_path / "none.png", target_ms=5.0) is None
+
+
+def test_tracker_writes_scalars_histograms_and_hparams(tmp_path):
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator")
+    space = MnasNetSpace()
+    tracker = Tracker(tmp_path, decisions=space.decisions, target_ms=5.0,
+                      hparams={"controller": {"name": "rnn", "lr": 0.1}, "seed": 0})
+    records = _records()
+    for step, record in enumerate(records, start=1):
+        tracker.log_child(record, step)
+    rng = np.random.default_rng(0)
+    actions = [space.sample_actions(rng) for _ in range(4)]
+    tracker.log_update({"loss": 0.5, "entropy": 1.2}, actions, 1)
+    tracker.close(records)
+    assert (tmp_path / "pareto.png").exists()
+    acc = event_accumulator.EventAccumulator(str(tmp_path / "tb"),
+                                             size_guidance={"histograms": 0, "scalars": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    assert {"child/reward", "child/accuracy", "child/latency_ms", "search/best_reward",
+            "controller/loss", "controller/entropy"} <= set(tags["scalars"])
+    assert "choices/block1.op" in tags["histograms"]
+    best = [e.value for e in acc.Scalars("search/best_reward")]
+    assert best == sorted(best) and best[-1] == pytest.approx(max(r["reward"] for r in records))
+    assert len(acc.Scalars("child/accuracy")) == len(records) - 1  # failed child: no accuracy
