@@ -28,16 +28,6 @@ def _random_archs(n: int, seed: int) -> list[ArchSpec]:
 RANDOM_50 = _random_archs(50, seed=2019)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these small single-image runs gain nothing from more, and on a
-    shared 2-core machine oversubscribed OpenMP threads made them ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _randomize(model: nn.Module, seed: int) -> nn.Module:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
