@@ -3,6 +3,8 @@ tracker and executor. Kept apart from `mnas.search` so the loop itself stays tes
 hand-made parts."""
 from __future__ import annotations
 
+import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -103,9 +105,12 @@ def create_executor(config: ExperimentConfig, *, local: bool = False,
     from .distributed import RayExecutor
 
     ray = config.ray
+    # a local Ray gets at least the CPUs the requested workers need (oversubscribing a small
+    # machine beats actors that can never be placed); a cluster address is used as it is
+    cpus = max(os.cpu_count() or 1, math.ceil(ray.workers * ray.cpus_per_child))
     return RayExecutor(config.child_training, trainer=trainer, address=ray.address,
                        workers=ray.workers, cpus_per_child=ray.cpus_per_child,
-                       retries=ray.retries, child_timeout_s=ray.child_timeout_s)
+                       retries=ray.retries, child_timeout_s=ray.child_timeout_s, num_cpus=cpus)
 
 
 def load_for_run(config_path: str | None, run_dir: Path | None, overrides: list[str], *,

@@ -95,6 +95,8 @@ class Search:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self._resume()
+            if tracker is not None:
+                tracker.seed(self.records)
         self._history = HistoryWriter(self.run_dir / HISTORY_NAME)
 
     # -- state --------------------------------------------------------------------------------

@@ -37,6 +37,11 @@ class Tracker:
 
             self._writer = SummaryWriter(str(self.run_dir / TB_DIR))
 
+    def seed(self, records: Sequence[dict[str, Any]]) -> None:
+        """Continue best-so-far from the children a resumed run already has."""
+        ok = [float(r["reward"]) for r in records if r.get("status") == "ok"]
+        self._best = max(ok, default=-np.inf)
+
     def log_child(self, record: dict[str, Any], step: int) -> None:
         if self._writer is None:
             return

@@ -90,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if executor is not None:
             executor.shutdown()
+            if not args.local:
+                from mnas.distributed import shutdown_ray
+
+                shutdown_ray()
         if search is not None:
             search.close()
         signal.signal(signal.SIGTERM, previous)
