@@ -1,0 +1,226 @@
+"""A small generic loader: plain YAML data -> nested frozen dataclasses, driven by type hints.
+
+Why generic: every config section (ours and `mnas.training.TrainConfig`/`mnas.data.DataConfig`)
+gets identical checks and one-line errors naming the key path, and adding a field to a dataclass
+is all it takes to make it configurable. Supported hints: str, int, float (ints and numeric text
+such as `1e-5`, which YAML 1.1 reads as a string, are accepted), bool, None, Optional/`X | None`,
+Literal, tuple[X, ...], tuple[X, Y], list[X], dict/Mapping[str, X], Any and nested dataclasses.
+Value constraints (> 0 etc.) live in each dataclass's `__post_init__`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import types
+import typing
+from typing import Any, Iterable, Literal, Mapping, Union
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _fail(where: str, expected: str, value: Any) -> ValueError:
+    return ValueError(f"{where or 'config'}: expected {expected}, got {value!r}")
+
+
+def describe(tp: Any) -> str:
+    """Human wording of a type hint, for error messages."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return "any value"
+    if tp is type(None):
+        return "null"
+    if origin in (Union, types.UnionType):
+        parts = [describe(a) for a in args if a is not type(None)]
+        return " or ".join(parts) + (" or null" if type(None) in args else "")
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if dataclasses.is_dataclass(tp) or origin in (dict, Mapping) or tp in (dict, Mapping):
+        return "a mapping"
+    if origin in (tuple, list) or tp in (tuple, list):
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return f"a list of {len(args)} values"
+        return "a list"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+def convert(tp: Any, value: Any, where: str) -> Any:
+    """Check `value` against type hint `tp` and return it converted (lists -> tuples etc.)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        return dataclass_from_data(tp, value, where)
+    if origin in (Union, types.UnionType):
+        return _convert_union(tp, args, value, where)
+    if origin is Literal:
+        if not any(value == a and type(value) is type(a) for a in args):
+            raise _fail(where, describe(tp), value)
+        return value
+    if tp is type(None):
+        if value is not None:
+            raise _fail(where, "null", value)
+        return None
+    if origin in (tuple, list) or tp in (tuple, list):
+        return _convert_sequence(tp, origin or tp, args, value, where)
+    if origin in (dict, Mapping) or tp in (dict, Mapping):
+        return _convert_mapping(args, value, where)
+    return _convert_scalar(tp, value, where)
+
+
+def _convert_union(tp: Any, args: tuple[Any, ...], value: Any, where: str) -> Any:
+    if value is None and type(None) in args:
+        return None
+    options = [a for a in args if a is not type(None)]
+    if len(options) == 1:
+        try:
+            return convert(options[0], value, where)
+        except ValueError as exc:
+            if str(exc).startswith(f"{where or 'config'}: expected {describe(options[0])},"):
+                raise _fail(where, describe(tp), value) from None
+            raise
+    for option in options:
+        try:
+            return convert(option, value, where)
+        except ValueError:
+            continue
+    raise _fail(where, describe(tp), value)
+
+
+def _convert_scalar(tp: Any, value: Any, where: str) -> Any:
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _fail(where, "true or false", value)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(where, "an integer", value)
+        return value
+    if tp is float:
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            value = float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise _fail(where, "a number", value)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise _fail(where, "a string", value)
+        return value
+    raise TypeError(f"{where}: unsupported type hint {tp!r} in a config dataclass")
+
+
+def _convert_sequence(tp: Any, kind: Any, args: tuple[Any, ...], value: Any, where: str) -> Any:
+    if not isinstance(value, (list, tuple)):
+        raise _fail(where, describe(tp), value)
+    if kind is tuple and args and args[-1] is not Ellipsis:
+        if len(value) != len(args):
+            raise _fail(where, describe(tp), value)
+        items = [convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value))]
+    else:
+        item_tp = args[0] if args else Any
+        items = [convert(item_tp, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return tuple(items) if kind is tuple else items
+
+
+def _convert_mapping(args: tuple[Any, ...], value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _fail(where, "a mapping", value)
+    value_tp = args[1] if len(args) == 2 else Any
+    out = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise ValueError(f"{where}: keys must be text, got {key!r}")
+        out[key] = convert(value_tp, item, _join(where, key))
+    return out
+
+
+def dataclass_from_data(cls: type, data: Any, where: str = "") -> Any:
+    """Build dataclass `cls` from a mapping: unknown keys, wrong types and values rejected by
+    `__post_init__` become ValueErrors prefixed with the key path `where`."""
+    if isinstance(data, cls):
+        return data
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise _fail(where, "a mapping", data)
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in known:
+            raise ValueError(f"{_join(where, str(key))}: unknown key (expected one of "
+                             f"{', '.join(known)})")
+    for name, f in known.items():
+        if name not in data and f.default is dataclasses.MISSING \
+                and f.default_factory is dataclasses.MISSING:
+            raise ValueError(f"{_join(where, name)}: required key missing")
+    values = {key: convert(hints[key], value, _join(where, key)) for key, value in data.items()}
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        message = str(exc)
+        if where and not message.startswith(where):
+            message = f"{where}: {message}"
+        raise ValueError(message) from None
+
+
+def to_plain(value: Any) -> Any:
+    """Dataclasses -> dicts, tuples -> lists, recursively (YAML/JSON-ready data)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def _field_type(cls: type, name: str) -> Any:
+    """The type hint of field `name`, with Optional unwrapped (for walking override paths)."""
+    tp = typing.get_type_hints(cls)[name]
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(options) == 1:
+            tp = options[0]
+    return tp
+
+
+def check_key_path(cls: type, dotted: str, schemas: Mapping[str, type] | None = None) -> None:
+    """ValueError unless `dotted` names a field of `cls` (free-form below mapping fields, except
+    those listed in `schemas`, a {top-level field: dataclass} map checked one level deeper)."""
+    tp: Any = cls
+    parts = dotted.split(".")
+    for depth, part in enumerate(parts):
+        if dataclasses.is_dataclass(tp):
+            names = [f.name for f in dataclasses.fields(tp) if f.init]
+            if part not in names:
+                prefix = ".".join(parts[:depth]) or "the top level"
+                raise ValueError(f"--set {dotted}: unknown key {part!r} in {prefix} "
+                                 f"(expected one of {', '.join(names)})")
+            schema = (schemas or {}).get(part) if depth == 0 else None
+            tp = schema if schema is not None else _field_type(tp, part)
+        elif depth < len(parts) and not (typing.get_origin(tp) in (dict, Mapping)
+                                         or tp in (dict, Mapping, Any)):
+            raise ValueError(f"--set {dotted}: {'.'.join(parts[:depth])} has no sub-keys")
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[tuple[str, Any]], cls: type,
+                    schemas: Mapping[str, type] | None = None) -> None:
+    """Set each (dotted key, value) in the raw data, creating sections as needed."""
+    for dotted, value in overrides:
+        check_key_path(cls, dotted, schemas)
+        node = data
+        *parents, last = dotted.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ValueError(f"--set {dotted}: {part} is not a mapping in the file")
+            node = child
+        node[last] = value
