@@ -45,16 +45,22 @@ class SearchTrace:
         return float(np.mean(self.rewards[-batch:]))
 
 
-def run_search(controller: Controller, task: MatchTask, *, budget: int,
-               batch: int) -> SearchTrace:
-    """Sample `budget` architectures in batches, updating the controller after each batch."""
-    if budget < 1 or batch < 1:
-        raise ValueError("run_search: budget and batch must be positive")
+def run_search(controller: Controller, task: MatchTask, *, budget: int, batch: int,
+               noise_std: float = 0.0, noise_seed: int = 0) -> SearchTrace:
+    """Sample `budget` architectures in batches, updating the controller after each batch.
+
+    With `noise_std` the controller sees reward + N(0, noise_std) (like a child's accuracy
+    after a short, noisy training run) while the trace records the true rewards.
+    """
+    if budget < 1 or batch < 1 or noise_std < 0:
+        raise ValueError("run_search: budget and batch must be positive, noise_std >= 0")
+    noise = np.random.default_rng(noise_seed)
     rewards: list[float] = []
     stats: list[dict[str, float]] = []
     while len(rewards) < budget:
         samples = controller.sample(min(batch, budget - len(rewards)))
         values = [task.reward(s.actions) for s in samples]
-        stats.append(controller.update(samples, values))
+        seen = [v + float(noise.normal(0.0, noise_std)) if noise_std else v for v in values]
+        stats.append(controller.update(samples, seen))
         rewards.extend(values)
     return SearchTrace(tuple(rewards), tuple(stats))

@@ -53,3 +53,13 @@ def test_a_restored_controller_keeps_learning_the_same_way(space):
     resumed.load_state_dict(first.state_dict())
     tail = run_search(resumed, task, budget=48, batch=BATCH)
     assert head.rewards + tail.rewards == straight.rewards
+
+
+def test_noisy_search_records_true_rewards(space):
+    task = MatchTask.random(space, 5)
+    controller = create_controller("rnn", space, seed=0)
+    trace = run_search(controller, task, budget=32, batch=BATCH, noise_std=0.5)
+    assert all(abs(r * 42 - round(r * 42)) < 1e-9 for r in trace.rewards)  # true fractions
+    for i, stats in enumerate(trace.stats):  # the controller saw noisy rewards
+        true_mean = sum(trace.rewards[i * BATCH:(i + 1) * BATCH]) / BATCH
+        assert abs(stats["reward_mean"] - true_mean) > 1e-6
