@@ -275,3 +275,11 @@ def test_random_baseline_differs_from_quickstart_only_in_controller_and_name():
     for key in quick:
         if key not in ("name", "controller", "output"):
             assert quick[key] == rand[key], key
+
+
+def test_cifar10_data_path_is_the_shared_copy_when_run_from_the_repo_root(monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = load_config("experiments/cifar10.yaml")
+    assert config.child_training.data.path == str(REPO.parent / "shared" / "data" /
+                                                  "cifar10-jpeg-train.npz")
+    assert config.latency.table == str(REPO / "runs" / "latency" / "cifar10_32.json")
