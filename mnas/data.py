@@ -6,7 +6,18 @@ the frozen `DataConfig`) and every child only indexes tensors.
 """
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+import tempfile
+import zipfile
 from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
 
 #: Data-set names `DataConfig.name` accepts.
 DATASETS = ("digits", "synthetic", "mnist", "cifar10", "npz")
@@ -75,3 +86,261 @@ class DataConfig:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A loaded, split, resized and normalised data set: float32 NCHW tensors in memory.
+
+    Normalisation uses per-channel mean/std of the training split only (no constants per data set,
+    and nothing learnt from validation images). `flip` says whether horizontal flips are a valid
+    augmentation for these images (not for digits or MNIST, where a flip changes the class)."""
+
+    name: str
+    train_x: "torch.Tensor"
+    train_y: "torch.Tensor"
+    val_x: "torch.Tensor"
+    val_y: "torch.Tensor"
+    num_classes: int
+    flip: bool
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.train_x.shape[-1])
+
+
+@lru_cache(maxsize=4)
+def load_dataset(config: DataConfig) -> Dataset:
+    """Load, split, resize and normalise once per process (cached by the frozen config): a search
+    trains many children in one long-lived worker. Callers must not modify the tensors."""
+    images, labels, num_classes = read_arrays(config)
+    if config.input_size is None and images.shape[1] != images.shape[2]:
+        raise ValueError(f"child_training.data.input_size: required for non-square images "
+                         f"({images.shape[1]}x{images.shape[2]} in {config.path})")
+    train_idx, val_idx = stratified_split(labels, config.val_fraction, config.split_seed)
+    train_idx = _cap(train_idx, labels, config.max_train, config.split_seed)
+    val_idx = _cap(val_idx, labels, config.max_val, config.split_seed + 1)
+    x = _to_nchw_float(images, config.input_size)
+    train_x, val_x = x[torch.from_numpy(train_idx)], x[torch.from_numpy(val_idx)]
+    del x
+    mean = train_x.mean(dim=(0, 2, 3), keepdim=True)
+    std = train_x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
+    train_x.sub_(mean).div_(std)
+    val_x.sub_(mean).div_(std)
+    y = torch.from_numpy(labels.astype(np.int64))
+    flip = config.flip if config.flip is not None else config.name == "cifar10"
+    return Dataset(config.name, train_x.contiguous(), y[train_idx], val_x.contiguous(), y[val_idx],
+                   num_classes, flip)
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded stratified split: each class contributes round(val_fraction * n_class) images (at
+    least one, and at least one left for training) to validation. Both index arrays are sorted."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        n_val = min(max(1, round(val_fraction * len(idx))), len(idx) - 1)
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    if not val or sum(len(t) for t in train) == 0:
+        raise ValueError("data set too small to split into train and validation")
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def _cap(idx: np.ndarray, labels: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    """Keep at most `limit` indices, class-balanced: within each class take a seeded random order,
+    then interleave classes by rank fraction so any prefix is close to stratified."""
+    if limit is None or limit >= len(idx):
+        return idx
+    rng = np.random.default_rng(seed)
+    keys = np.empty(len(idx))
+    sub = labels[idx]
+    for cls in np.unique(sub):
+        where = np.flatnonzero(sub == cls)
+        keys[where] = (rng.permutation(len(where)) + 0.5) / len(where)
+    return np.sort(idx[np.argsort(keys, kind="stable")[:limit]])
+
+
+def _to_nchw_float(images: np.ndarray, size: int | None) -> torch.Tensor:
+    """uint8 NHW / NHWC -> float32 NCHW in [0, 1], resized once up front (bilinear, antialiased
+    when shrinking), in chunks to bound peak memory."""
+    x = torch.from_numpy(images)
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    n, c, h, w = x.shape
+    if size is None or (h == size and w == size):
+        return x.float().div_(255.0).contiguous()
+    out = torch.empty(n, c, size, size)
+    for start in range(0, n, 4096):
+        chunk = x[start:start + 4096].float().div_(255.0)
+        out[start:start + 4096] = F.interpolate(chunk, size=(size, size), mode="bilinear",
+                                                align_corners=False, antialias=size < max(h, w))
+    return out
+
+
+def read_arrays(config: DataConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    """Raw training images (uint8, NxHxW or NxHxWxC) and labels, validated, with the class count."""
+    if config.name == "synthetic":
+        return _synthetic(config)
+    if config.name == "digits":
+        return _digits()
+    path = Path(config.path or "").expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory (data set {config.name!r})")
+    if config.name == "cifar10":
+        images, labels = (_cifar_batches(path) if path.is_dir()
+                          else _cifar_npz(path, config.cache_dir))
+        return _validated(path, images, labels, expected_classes=10)
+    if config.name == "mnist":
+        images, labels = _npz_arrays(path, ("x_train", "x", "images"), ("y_train", "y", "labels"))
+        return _validated(path, images, labels, expected_classes=10)
+    images, labels = _npz_arrays(path, ("x", "images"), ("y", "labels"))
+    return _validated(path, images, labels, expected_classes=None)
+
+
+def _synthetic(config: DataConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    """Random images whose class shifts the mean brightness of a class-specific patch, so a model
+    can learn something (tests check training improves on chance)."""
+    rng = np.random.default_rng(config.split_seed)
+    n, k, size = config.synthetic_samples, config.num_classes, config.input_size or 16
+    labels = np.arange(n) % k
+    images = rng.integers(0, 128, size=(n, size, size, 3), dtype=np.int64)
+    rows = (labels * size // k)[:, None]
+    band = np.arange(size)[None, :]
+    mask = (band >= rows) & (band < rows + max(1, size // k))
+    images += 127 * mask[:, :, None, None]
+    return images.astype(np.uint8), labels, k
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray, int]:
+    """scikit-learn's bundled 8x8 digits (values 0..16), shipped inside the package: offline."""
+    from sklearn.datasets import load_digits  # lazy: only this data set needs scikit-learn
+    digits = load_digits()
+    images = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)
+    return images, digits.target.astype(np.int64), 10
+
+
+def _npz_arrays(path: Path, x_keys: tuple[str, ...],
+                y_keys: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    if path.is_dir():
+        raise ValueError(f"{path}: expected an .npz file, got a directory")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            files = set(npz.files)
+            xk = next((k for k in x_keys if k in files), None)
+            yk = next((k for k in y_keys if k in files), None)
+            if xk is None or yk is None:
+                raise ValueError(f"{path}: expected arrays {'/'.join(x_keys)} and "
+                                 f"{'/'.join(y_keys)}, found {', '.join(sorted(files)) or 'none'}")
+            return npz[xk], npz[yk]
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
+    except zipfile.BadZipFile:
+        raise ValueError(f"{path}: not a readable .npz file (bad zip)") from None
+
+
+def _validated(path: Path, images: np.ndarray, labels: np.ndarray,
+               expected_classes: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Check shapes, dtypes and label range; one-line errors naming the path."""
+    if images.dtype != np.uint8:
+        raise ValueError(f"{path}: expected uint8 images, got dtype {images.dtype}")
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3)):
+        raise ValueError(f"{path}: expected images shaped NxHxW or NxHxWxC with C in (1, 3), "
+                         f"got {images.shape}")
+    if len(images) == 0 or min(images.shape[1:3]) < 1:
+        raise ValueError(f"{path}: expected a non-empty set of images, got shape {images.shape}")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise ValueError(f"{path}: expected {len(images)} labels in a 1-D array, "
+                         f"got shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{path}: expected integer labels, got dtype {labels.dtype}")
+    labels = labels.astype(np.int64)
+    top = int(labels.max()) + 1 if len(labels) else 0
+    limit = expected_classes or top
+    if len(labels) < 2 or labels.min() < 0 or top > limit:
+        raise ValueError(f"{path}: expected at least 2 labels in 0..{limit - 1}, got "
+                         f"{len(labels)} labels in {labels.min() if len(labels) else '-'}.."
+                         f"{top - 1}")
+    if limit < 2:
+        raise ValueError(f"{path}: expected at least 2 classes, got {limit}")
+    return images, labels, limit
+
+
+def _cifar_batches(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The official CIFAR-10 python directory (data_batch_1..5). Those files are pickles: that is
+    the data set's published format, so they are read with pickle (encoding='bytes') and nothing
+    else here unpickles. Only point this at a CIFAR-10 download you trust; prefer an .npz."""
+    import pickle
+    files = [path / f"data_batch_{i}" for i in range(1, 6)]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{path}: expected the CIFAR-10 python batches data_batch_1..5, "
+                                f"missing {', '.join(missing)}")
+    images, labels = [], []
+    for f in files:
+        with f.open("rb") as fh:
+            batch = pickle.load(fh, encoding="bytes")
+        if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+            raise ValueError(f"{f}: expected a CIFAR-10 batch with b'data' and b'labels'")
+        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.append(np.asarray(batch[b"labels"]))
+    return np.concatenate(images).transpose(0, 2, 3, 1).copy(), np.concatenate(labels)
+
+
+def _cifar_npz(path: Path, cache_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """An .npz with x/y arrays, or the JPEG form (jpeg, offsets, labels), decoded once with Pillow
+    and cached as .npy (atomically) because decoding 50,000 images takes seconds."""
+    with np.load(path, allow_pickle=False) as npz:
+        if {"jpeg", "offsets", "labels"} <= set(npz.files):
+            labels = npz["labels"]
+            cache = _jpeg_cache_path(path, cache_dir)
+            if cache.is_file():
+                images = np.load(cache, allow_pickle=False)
+                if images.shape[0] == len(labels):
+                    return images, labels
+            images = _decode_jpegs(path, npz["jpeg"], npz["offsets"])
+            _atomic_save_npy(cache, images)
+            return images, labels
+    return _npz_arrays(path, ("x_train", "x", "images"), ("y_train", "y", "labels"))
+
+
+def _decode_jpegs(path: Path, blob: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    from PIL import Image  # lazy: only the JPEG npz form needs Pillow
+    if offsets.ndim != 1 or len(offsets) < 2 or offsets[-1] > len(blob):
+        raise ValueError(f"{path}: expected 'offsets' of N+1 byte positions into 'jpeg'")
+    data = blob.tobytes()
+    first = np.asarray(Image.open(io.BytesIO(data[offsets[0]:offsets[1]])).convert("RGB"))
+    out = np.empty((len(offsets) - 1, *first.shape), dtype=np.uint8)
+    for i in range(len(offsets) - 1):
+        img = Image.open(io.BytesIO(data[offsets[i]:offsets[i + 1]])).convert("RGB")
+        if img.size != (first.shape[1], first.shape[0]):
+            raise ValueError(f"{path}: image {i} is {img.size}, expected {first.shape[1::-1]}")
+        out[i] = np.asarray(img)
+    return out
+
+
+def _jpeg_cache_path(path: Path, cache_dir: str | None) -> Path:
+    """Cache file named by the source's resolved path, size and mtime: a changed source misses."""
+    st = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+    root = Path(cache_dir).expanduser() if cache_dir else Path.home() / ".cache" / "mnas"
+    return root / f"{path.stem}-{key[:16]}.npy"
+
+
+def _atomic_save_npy(target: Path, array: np.ndarray) -> None:
+    """Temp file in the same directory + os.replace: readers never see a partial cache. A cache
+    that cannot be written is not an error (the data are already decoded)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+        os.replace(tmp, target)
+    except OSError:
+        if "tmp" in locals() and os.path.exists(tmp):
+            os.unlink(tmp)

@@ -6,9 +6,21 @@ data as in-memory tensors, augments whole batches at once and never does per-sam
 """
 from __future__ import annotations
 
+import contextlib
+import math
+from collections import deque
+import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterator
 
-from .data import DataConfig
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from search_spaces import ArchSpec, build_model, count_macs, count_params
+
+from .data import DataConfig, Dataset, load_dataset
+from .optim import build_optimizer, lr_at
 
 OPTIMIZERS = ("sgd", "rmsprop")
 SCHEDULES = ("cosine", "step", "constant")
@@ -38,13 +50,16 @@ class TrainConfig:
     momentum 0.9, eps 1e-3 TF-style, i.e. inside the square root). `schedule`: "cosine", "step"
     (x`step_gamma` every `step_epochs`, the paper's 0.97 per 2.4 epochs) or "constant", after a
     linear warm-up of `warmup_epochs`. `augment`: random crop with padding (+ flips where the data
-    set allows them). `threads`: torch threads for this process (0 = leave torch's setting).
+    set allows them). `bn_recalibration`: before evaluating, recompute BatchNorm statistics
+    over this many training batches (0 = off): with TF's BN momentum 0.99 the running averages
+    lag far behind the weights after a few hundred steps, which makes a briefly trained child
+    look like chance in eval mode. `threads`: torch threads for this process (0 = leave torch's setting).
     `channels_last`: memory format ("auto" picks by a measured rule). `time_limit_s`: stop and
     report status "timeout" when exceeded (None = no limit).
     """
 
     data: DataConfig = field(default_factory=DataConfig)
-    epochs: float = 5.0
+    epochs: float = 2.0
     steps: int | None = None
     batch_size: int = 64
     optimizer: str = "sgd"
@@ -57,8 +72,9 @@ class TrainConfig:
     step_epochs: float = 2.4
     step_gamma: float = 0.97
     label_smoothing: float = 0.1
-    augment: bool = True
+    augment: bool = False
     eval_batch_size: int = 500
+    bn_recalibration: int = 8
     seed: int = 0
     threads: int = 0
     channels_last: str = "auto"
@@ -71,6 +87,8 @@ class TrainConfig:
             _fail("data", "must be a DataConfig (a mapping in YAML)", self.data)
         if not _is_num(self.epochs) or self.epochs <= 0:
             _fail("epochs", "must be a number > 0", self.epochs)
+        if not _is_int(self.bn_recalibration) or self.bn_recalibration < 0:
+            _fail("bn_recalibration", "must be an integer >= 0 (0 = off)", self.bn_recalibration)
         for name in ("batch_size", "eval_batch_size"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
@@ -137,4 +155,224 @@ class ChildResult:
                              f"got {self.status!r}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-safe: a non-finite loss (diverged/failed children) becomes None."""
+        d = asdict(self)
+        for key in ("accuracy", "train_loss", "images_per_s", "wall_time_s", "epochs"):
+            if not math.isfinite(d[key]):
+                d[key] = None
+        return d
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a stretch of training ended: `status` ok/diverged/timeout, mean loss of the last epoch's
+    steps, images seen and seconds spent in the training loop."""
+
+    status: str
+    loss: float
+    images: int
+    seconds: float
+
+
+def use_channels_last(config: TrainConfig, input_size: int) -> bool:
+    """The measured rule for "auto" (bench/train_bench.py --channels-last): on this CPU build
+    channels_last trains these depthwise-heavy networks faster at every input size we measured."""
+    if config.channels_last != "auto":
+        return config.channels_last == "on"
+    return input_size >= CHANNELS_LAST_MIN_SIZE
+
+
+#: Smallest input side at which "auto" turns channels_last on (see `use_channels_last`).
+CHANNELS_LAST_MIN_SIZE = 1
+
+
+def augment_batch(x: torch.Tensor, pad: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Random crop after zero padding (zero = the mean after normalisation) and optional
+    horizontal flip, for a whole batch at once with two gathers: no per-sample Python work."""
+    b, c, h, w = x.shape
+    if pad > 0:
+        padded = F.pad(x, (pad, pad, pad, pad))
+        oy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+        ox = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+        rows = (oy[:, None] + torch.arange(h))[:, None, :, None].expand(b, c, h, w + 2 * pad)
+        cols = (ox[:, None] + torch.arange(w))[:, None, None, :].expand(b, c, h, w)
+        x = padded.gather(2, rows).gather(3, cols)
+    if flip:
+        mask = torch.rand(b, generator=generator) < 0.5
+        x = torch.where(mask[:, None, None, None], x.flip(3), x)
+    return x
+
+
+class Trainer:
+    """Owns model, optimizer, schedule and data order for one training run. Shared by the proxy
+    trainer (`train_child`) and full training (`mnas train`, which checkpoints `state_dict()`
+    at epoch ends and resumes from it)."""
+
+    def __init__(self, model: nn.Module, data: Dataset, config: TrainConfig) -> None:
+        self.model, self.data, self.config = model, data, config
+        n = len(data.train_y)
+        self.batch_size = min(config.batch_size, n)
+        self.steps_per_epoch = max(n // self.batch_size, 1)  # drop the ragged last batch
+        self.total_steps = config.steps or max(math.ceil(config.epochs * self.steps_per_epoch), 1)
+        self.channels_last = use_channels_last(config, data.input_size)
+        self.pad = max(1, data.input_size // 8) if config.augment else 0
+        self.flip = config.augment and data.flip
+        self.optimizer = build_optimizer(model, config)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.step = 0
+        self._perm = torch.empty(0, dtype=torch.long)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+
+    @property
+    def epochs_done(self) -> float:
+        return self.step / self.steps_per_epoch
+
+    def _batches(self, until: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        x_all, y_all, bs = self.data.train_x, self.data.train_y, self.batch_size
+        while self.step < until:
+            i = self.step % self.steps_per_epoch
+            if i == 0 or len(self._perm) == 0:
+                self._perm = torch.randperm(len(y_all), generator=self.generator)
+            idx = self._perm[i * bs:(i + 1) * bs]
+            x = x_all.index_select(0, idx)
+            if self.pad or self.flip:
+                x = augment_batch(x, self.pad, self.flip, self.generator)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, y_all.index_select(0, idx)
+
+    def train(self, until: int, deadline: float | None = None) -> Outcome:
+        """Train up to optimizer step `until`; stop early on a non-finite loss or the deadline
+        (a `time.perf_counter()` value)."""
+        model, opt, cfg = self.model, self.optimizer, self.config
+        model.train()
+        start, images = time.perf_counter(), 0
+        recent: deque[float] = deque(maxlen=self.steps_per_epoch)
+        for x, y in self._batches(until):
+            lr = lr_at(self.step, cfg, self.steps_per_epoch, self.total_steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            value = loss.item()
+            if not math.isfinite(value):
+                return Outcome("diverged", value, images, time.perf_counter() - start)
+            opt.step()
+            self.step += 1
+            images += len(y)
+            recent.append(value)
+            if deadline is not None and time.perf_counter() > deadline:
+                return Outcome("timeout", _mean(recent), images, time.perf_counter() - start)
+        return Outcome("ok", _mean(recent), images, time.perf_counter() - start)
+
+    @torch.inference_mode()
+    def evaluate(self, x_all: torch.Tensor | None = None, y_all: torch.Tensor | None = None) -> float:
+        """Top-1 accuracy (0..1) on the validation split (or the given tensors)."""
+        x_all = self.data.val_x if x_all is None else x_all
+        y_all = self.data.val_y if y_all is None else y_all
+        if self.config.bn_recalibration:
+            self.recalibrate_bn(self.config.bn_recalibration)
+        self.model.eval()
+        correct = 0
+        for start in range(0, len(y_all), self.config.eval_batch_size):
+            x = x_all[start:start + self.config.eval_batch_size]
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            pred = self.model(x).argmax(1)
+            correct += int((pred == y_all[start:start + len(x)]).sum())
+        self.model.train()
+        return correct / max(len(y_all), 1)
+
+    @torch.no_grad()
+    def recalibrate_bn(self, batches: int) -> None:
+        """Reset BatchNorm running statistics and re-estimate them as exact averages over
+        `batches` seeded-random training batches (no augmentation) with the final weights."""
+        bns = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not bns:
+            return
+        momenta = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+        order = torch.randperm(len(self.data.train_y),
+                               generator=torch.Generator().manual_seed(self.config.seed + 1))
+        self.model.train()
+        for i in range(min(batches, self.steps_per_epoch)):
+            x = self.data.train_x.index_select(0, order[i * self.batch_size:
+                                                        (i + 1) * self.batch_size])
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            self.model(x)
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue bit-for-bit from an epoch boundary (tensors and plain
+        values only, so `torch.load(..., weights_only=True)` reads it back)."""
+        return dict(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                    step=self.step, generator=self.generator.get_state(),
+                    torch_rng=torch.get_rng_state())
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self._perm = torch.empty(0, dtype=torch.long)
+
+
+def _mean(values: deque[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Set torch's intra-op threads for the duration (0 = leave as is), then restore: one worker
+    process may run children with different settings, and tests share a process."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if threads:
+            torch.set_num_threads(before)
+
+
+def train_child(arch: ArchSpec, config: TrainConfig, *,
+                num_classes: int | None = None) -> ChildResult:
+    """Train `arch` briefly on the proxy data and return its validation top-1.
+
+    Bad configuration or data (missing file, wrong shapes) raise ValueError/FileNotFoundError:
+    every child would fail the same way. Anything raised while building or training this child
+    becomes status "failed" with the message; a NaN/inf loss stops it as "diverged" (accuracy 0);
+    `time_limit_s` stops it as "timeout" (accuracy of what was trained). Seeded and deterministic
+    for a given seed and thread count; the caller's global RNG state is left untouched.
+    """
+    start = time.perf_counter()
+    data = load_dataset(config.data)
+    classes = num_classes or data.num_classes
+    if classes < data.num_classes:
+        raise ValueError(f"num_classes={classes} but the data set has labels up to "
+                         f"{data.num_classes - 1}")
+    params = macs = 0
+    deadline = start + config.time_limit_s if config.time_limit_s else None
+    with torch_threads(config.threads), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        try:
+            model = build_model(arch, num_classes=classes, in_channels=data.in_channels)
+            params = count_params(model)
+            macs = count_macs(model, data.input_size, data.in_channels)
+            trainer = Trainer(model, data, config)
+            outcome = trainer.train(trainer.total_steps, deadline)
+            accuracy = trainer.evaluate() if outcome.status != "diverged" else 0.0
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, who decides the reward
+            return ChildResult(0.0, float("nan"), 0.0, 0.0, time.perf_counter() - start,
+                               params, macs, "failed", f"{type(exc).__name__}: {exc}")
+    return ChildResult(accuracy=accuracy, train_loss=outcome.loss, epochs=trainer.epochs_done,
+                       images_per_s=outcome.images / max(outcome.seconds, 1e-9),
+                       wall_time_s=time.perf_counter() - start, params=params, macs=macs,
+                       status=outcome.status)
