@@ -235,14 +235,14 @@ def write_config(tmp_path, **sections):
     return path
 
 
-def mnas_cmd(*args):
-    return [sys.executable, "-m", "mnas.cli", "search", *map(str, args), "--local",
-            "--no-progress"]
+def mnas_cmd(*args, local=True):
+    return [sys.executable, "-m", "mnas.cli", "search", *map(str, args), "--no-progress"] \
+        + (["--local"] if local else [])
 
 
-def run_cli(*args, timeout=120):
-    return subprocess.run(mnas_cmd(*args), cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+def run_cli(*args, timeout=180, local=True):
+    return subprocess.run(mnas_cmd(*args, local=local), cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def test_cli_bad_input_is_one_line_exit_2(tmp_path):
@@ -282,23 +282,26 @@ def _kill_when(proc, path, lines):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
-def test_sigkill_then_resume_records_exactly_the_budget(tmp_path, seed):
+@pytest.mark.parametrize("seed, local", [
+    (0, True), (1, True), pytest.param(2, False, marks=pytest.mark.ray)])
+def test_sigkill_then_resume_records_exactly_the_budget(tmp_path, seed, local):
     """Kill the driver with SIGKILL at a random point, then resume: every child recorded before
-    the kill is kept (byte for byte) and none is trained again."""
+    the kill is kept (byte for byte) and none is trained again. With Ray (local=False) the
+    driver's whole process group is killed, as a terminal or scheduler would."""
     import random
 
     config = write_config(tmp_path, controller={"name": "random"})
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(mnas_cmd(config, "--run-dir", run_dir), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(mnas_cmd(config, "--run-dir", run_dir, local=local), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     kill_at = random.Random(seed).randint(3, 30)
     assert _kill_when(proc, run_dir / "history.jsonl", kill_at), "search ended too early"
     time.sleep(random.Random(seed).random() * 0.05)
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and anything it started (Ray's agents)
     proc.wait()
     before = load_history(run_dir / "history.jsonl")
-    resumed = run_cli(config, "--run-dir", run_dir, "--resume")
+    resumed = run_cli(config, "--run-dir", run_dir, "--resume", local=local)
     assert resumed.returncode == 0, resumed.stderr
     after = load_history(run_dir / "history.jsonl")
     assert len(after) == 40
