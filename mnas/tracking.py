@@ -132,9 +132,14 @@ def plot_pareto(records: Sequence[dict[str, Any]], path: str | Path, *, target_m
                zorder=3, label=f"best reward {best['reward']:.4f}")
     ax.axvline(target_ms, color="k", ls="--", lw=1, label=f"target {target_ms:g} ms")
     lo, hi = pts[:, 0].min(), pts[:, 0].max()
+    off_scale = []
     for i, (name, latency) in enumerate(references):
         if lo / 3 <= latency <= hi * 3:  # far-off references would flatten the plot
             ax.axvline(latency, color=f"C{4 + i}", ls=":", lw=1.2, label=f"{name} (latency)")
+        else:
+            off_scale.append(f"{name} {latency:.3g} ms")
+    if off_scale:
+        ax.set_title("off scale: " + ", ".join(off_scale), fontsize=8)
     ax.set_xlabel("predicted latency (ms)")
     ax.set_ylabel("proxy validation accuracy")
     ax.grid(alpha=0.3)
