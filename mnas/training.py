@@ -299,14 +299,18 @@ class Trainer:
         order = torch.randperm(len(self.data.train_y),
                                generator=torch.Generator().manual_seed(self.config.seed + 1))
         self.model.train()
-        for i in range(min(batches, self.steps_per_epoch)):
+        with torch.random.fork_rng(devices=[]):  # dropout draws here must not shift training
+            self._forward_batches(order, min(batches, self.steps_per_epoch))
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
+
+    def _forward_batches(self, order: torch.Tensor, batches: int) -> None:
+        for i in range(batches):
             x = self.data.train_x.index_select(0, order[i * self.batch_size:
                                                         (i + 1) * self.batch_size])
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             self.model(x)
-        for m, momentum in zip(bns, momenta):
-            m.momentum = momentum
 
     def state_dict(self) -> dict:
         """Everything needed to continue bit-for-bit from an epoch boundary (tensors and plain

@@ -1,0 +1,185 @@
+"""`mnas train`: train a found architecture to convergence, then export it.
+
+Uses the experiment config's `child_training` section (the same TrainConfig the search used, with
+`--epochs` for the longer run) and the search space's stem stride. Writes, in DIR:
+`checkpoint.pt` (every epoch, atomically), `tb/` (TensorBoard), `result.json` and `model.onnx`.
+Accuracy is measured on the validation split held out from the training data.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mnas.commands.describe import resolve_arch
+from mnas.data import load_dataset
+from mnas.training import Trainer, TrainConfig, torch_threads
+from search_spaces import ArchSpec, build_model, count_macs, count_params, encode_arch
+from search_spaces.onnx_export import export_onnx
+
+CHECKPOINT = "checkpoint.pt"
+#: Fields a resumed run may change (a longer run, a different time limit).
+RESUME_MUTABLE = ("epochs", "steps", "time_limit_s")
+
+
+def _tensorboard_writer(path: Path) -> Any:
+    """Imported lazily, here only until it moves to mnas/tracking.py (the one module meant to
+    import tensorboard)."""
+    from torch.utils.tensorboard import SummaryWriter
+    return SummaryWriter(str(path))
+
+
+def _load_configs(path: str, stem_stride: int | None) -> tuple[TrainConfig, int | None]:
+    """The `child_training` section as a TrainConfig and the stem stride the config's search
+    space names (None when it names none)."""
+    import yaml
+
+    from mnas.config import load_config
+    config = load_config(path)
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    space = raw.get("search_space") if isinstance(raw, dict) else None
+    if stem_stride is None and isinstance(space, dict) and "stem_stride" in space:
+        stem_stride = config.space.stem_stride
+    return config.child_training, stem_stride
+
+
+def _atomic_torch_save(obj: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_json(obj: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _resume(trainer: Trainer, ckpt: Path, arch: ArchSpec, config: TrainConfig) -> list[dict]:
+    state = torch.load(ckpt, weights_only=True, map_location="cpu")
+    meta = json.loads(state["meta"])
+    if meta["blocks"] != list(encode_arch(arch)) or meta["stem_stride"] != arch.stem_stride:
+        raise ValueError(f"{ckpt}: checkpoint is for a different architecture "
+                         f"({' '.join(meta['blocks'])}, stem stride {meta['stem_stride']})")
+    mine = {k: v for k, v in config.to_dict().items() if k not in RESUME_MUTABLE}
+    theirs = {k: v for k, v in meta["config"].items() if k not in RESUME_MUTABLE}
+    changed = sorted(k for k in mine if mine[k] != theirs.get(k))
+    if changed:
+        raise ValueError(f"{ckpt}: child_training.{changed[0]} differs from the checkpointed "
+                         f"run (only {', '.join(RESUME_MUTABLE)} may change on --resume)")
+    trainer.load_state_dict(state["trainer"])
+    return list(meta["history"])
+
+
+def train_full(arch: ArchSpec, config: TrainConfig, out: Path, *, resume: bool = False,
+               progress: bool = True) -> dict:
+    """Train with a checkpoint per epoch; return (and write) the result record."""
+    from tqdm import tqdm
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / CHECKPOINT
+    if ckpt.exists() and not resume:
+        raise ValueError(f"{ckpt} exists: pass --resume to continue it, or choose another --out")
+    data = load_dataset(config.data)
+    start = time.perf_counter()
+    with torch_threads(config.threads):
+        torch.manual_seed(config.seed)
+        model = build_model(arch, data.num_classes, data.in_channels)
+        params, macs = count_params(model), count_macs(model, data.input_size, data.in_channels)
+        trainer = Trainer(model, data, config)
+        history = _resume(trainer, ckpt, arch, config) if resume and ckpt.exists() else []
+        status = _epochs(trainer, arch, config, ckpt, history, out, tqdm, progress)
+        model = model.to(memory_format=torch.contiguous_format)
+        if status == "ok":
+            export_onnx(model, out / "model.onnx", data.input_size, data.in_channels)
+    last = history[-1] if history else {}
+    result = dict(status=status, accuracy=last.get("accuracy"), train_loss=last.get("loss"),
+                  best_accuracy=max((h["accuracy"] for h in history), default=None),
+                  epochs=trainer.epochs_done, params=params, macs=macs,
+                  input_size=data.input_size, num_classes=data.num_classes,
+                  train_images=len(data.train_y), val_images=len(data.val_y),
+                  blocks=list(encode_arch(arch)), stem_filters=arch.stem_filters,
+                  stem_stride=arch.stem_stride, head_filters=arch.head_filters,
+                  dropout=arch.dropout, wall_time_s=round(time.perf_counter() - start, 2),
+                  onnx="model.onnx" if status == "ok" else None, history=history,
+                  child_training=config.to_dict())
+    _atomic_json(result, out / "result.json")
+    return result
+
+
+def _epochs(trainer: Trainer, arch: ArchSpec, config: TrainConfig, ckpt: Path,
+            history: list[dict], out: Path, tqdm: Any, progress: bool) -> str:
+    """Train epoch by epoch from where the trainer stands; log, evaluate and checkpoint."""
+    writer = _tensorboard_writer(out / "tb")
+    spe, total = trainer.steps_per_epoch, trainer.total_steps
+    bar = tqdm(total=total, initial=trainer.step, unit="step", disable=not progress,
+               desc="train")
+    status = "ok"
+    try:
+        while trainer.step < total:
+            before = trainer.step
+            outcome = trainer.train(min((trainer.step // spe + 1) * spe, total))
+            bar.update(trainer.step - before)
+            if outcome.status == "diverged":
+                status = "diverged"
+                break
+            acc = trainer.evaluate()
+            epoch = trainer.epochs_done
+            history.append(dict(epoch=round(epoch, 4), loss=outcome.loss, accuracy=acc,
+                                images_per_s=round(outcome.images / outcome.seconds, 1)))
+            writer.add_scalar("train/loss", outcome.loss, trainer.step)
+            writer.add_scalar("val/accuracy", acc, trainer.step)
+            writer.add_scalar("train/lr", trainer.optimizer.param_groups[0]["lr"], trainer.step)
+            writer.flush()
+            bar.set_postfix(epoch=f"{epoch:.1f}", loss=f"{outcome.loss:.3f}", acc=f"{acc:.3f}")
+            meta = dict(blocks=list(encode_arch(arch)), stem_stride=arch.stem_stride,
+                        config=config.to_dict(), history=history)
+            _atomic_torch_save(dict(trainer=trainer.state_dict(), meta=json.dumps(meta)), ckpt)
+    finally:
+        bar.close()
+        writer.close()
+    return status
+
+
+def _run(args: argparse.Namespace) -> int:
+    is_export = len(args.arch) == 1 and args.arch[0].endswith(".json")
+    config, stem_stride = _load_configs(args.config, args.stem_stride)
+    if is_export and args.stem_stride is None:
+        stem_stride = None  # an export file carries its own stem stride
+    if args.epochs is not None:
+        if args.epochs <= 0:
+            raise ValueError(f"--epochs: expected a number > 0, got {args.epochs}")
+        config = replace(config, epochs=float(args.epochs), steps=None)
+    arch = resolve_arch(args.arch)
+    if stem_stride is not None:
+        arch = replace(arch, stem_stride=stem_stride)
+    name = re.sub(r"[^A-Za-z0-9_.@-]+", "-", args.arch[0])[:40] if len(args.arch) == 1 \
+        else "blocks"
+    out = Path(args.out) if args.out else Path("runs") / f"train-{Path(name).stem}"
+    result = train_full(arch, config, out, resume=args.resume, progress=not args.quiet)
+    acc = result["accuracy"]
+    print(f"{result['status']}: val accuracy {acc if acc is None else f'{acc:.4f}'} after "
+          f"{result['epochs']:.1f} epochs ({result['train_images']} train / "
+          f"{result['val_images']} held-out images), {result['params']:,} params, "
+          f"{result['macs'] / 1e6:.2f}M MACs at {result['input_size']}px -> {out}")
+    return 0 if result["status"] == "ok" else 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train an architecture fully, checkpoint, export ONNX")
+    p.add_argument("arch", nargs="+", help="reference name (e.g. mnasnet_a1, mobilenet_v2@0.5), "
+                   "block strings, or an export .json file")
+    p.add_argument("--config", required=True, help="experiment YAML (its child_training section)")
+    p.add_argument("--epochs", type=float, default=None, help="override child_training.epochs")
+    p.add_argument("--out", default=None, help="output directory (default runs/train-NAME)")
+    p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    p.add_argument("--stem-stride", type=int, choices=(1, 2), default=None,
+                   help="override the stem stride (default: the config's search_space)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run)
