@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "mnas.commands.describe",
     "mnas.commands.export",
     "mnas.commands.search",
+    "mnas.commands.train",
 )
 
 
