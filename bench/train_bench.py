@@ -124,8 +124,9 @@ def accuracy(args: argparse.Namespace) -> dict:
         cifar = DataConfig(name="cifar10", path=str(args.cifar), max_train=args.cifar_train,
                            max_val=2000)
         for stem in args.cifar_stems:
-            setups.append((f"cifar10 32x32 ({args.cifar_train} train)", cifar,
-                           TrainConfig(data=cifar, epochs=1, batch_size=64, lr=0.05,
+            setups.append((f"cifar10 32x32 ({args.cifar_train} train, {args.cifar_epochs:g} ep)",
+                           cifar,
+                           TrainConfig(data=cifar, epochs=args.cifar_epochs, batch_size=64, lr=0.05,
                                        threads=args.threads), stem))
     rows = []
     for label, _, cfg, stem in setups:
@@ -147,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cifar", type=Path, default=SHARED_CIFAR if SHARED_CIFAR.exists() else None)
     p.add_argument("--cifar-train", type=int, default=5000)
+    p.add_argument("--cifar-epochs", type=float, default=1.0)
+    p.add_argument("--out-suffix", default="", help="appended to the result file name")
     p.add_argument("--cifar-stems", type=int, nargs="+", default=[1])
     args = p.parse_args(argv)
     start = time.perf_counter()
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     result.update(seconds=round(time.perf_counter() - start, 1), torch=torch.__version__,
                   cpus=os.cpu_count(), load_avg=os.getloadavg(), argv=sys.argv[1:])
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"train_{args.mode.replace('-', '_')}.json"
+    out = RESULTS / f"train_{args.mode.replace('-', '_')}{args.out_suffix}.json"
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2))
     os.replace(tmp, out)

@@ -340,6 +340,7 @@ def _atomic_save_npy(target: Path, array: np.ndarray) -> None:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             np.save(fh, array, allow_pickle=False)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is as shareable as the source
         os.replace(tmp, target)
     except OSError:
         if "tmp" in locals() and os.path.exists(tmp):
