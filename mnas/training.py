@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections import deque
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +53,8 @@ class TrainConfig:
     set allows them). `bn_recalibration`: before evaluating, recompute BatchNorm statistics
     over this many training batches (0 = off): with TF's BN momentum 0.99 the running averages
     lag far behind the weights after a few hundred steps, which makes a briefly trained child
-    look like chance in eval mode. `threads`: torch threads for this process (0 = leave torch's setting).
+    look like chance in eval mode. `threads`: torch threads for this process (0 = leave torch's
+    setting).
     `channels_last`: memory format ("auto" picks by a measured rule). `time_limit_s`: stop and
     report status "timeout" when exceeded (None = no limit).
     """
@@ -187,7 +188,8 @@ def use_channels_last(config: TrainConfig, input_size: int) -> bool:
 CHANNELS_LAST_MIN_SIZE = 1
 
 
-def augment_batch(x: torch.Tensor, pad: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+def augment_batch(x: torch.Tensor, pad: int, flip: bool,
+                  generator: torch.Generator) -> torch.Tensor:
     """Random crop after zero padding (zero = the mean after normalisation) and optional
     horizontal flip, for a whole batch at once with two gathers: no per-sample Python work."""
     b, c, h, w = x.shape
@@ -269,7 +271,8 @@ class Trainer:
         return Outcome("ok", _mean(recent), images, time.perf_counter() - start)
 
     @torch.inference_mode()
-    def evaluate(self, x_all: torch.Tensor | None = None, y_all: torch.Tensor | None = None) -> float:
+    def evaluate(self, x_all: torch.Tensor | None = None,
+                 y_all: torch.Tensor | None = None) -> float:
         """Top-1 accuracy (0..1) on the validation split (or the given tensors)."""
         x_all = self.data.val_x if x_all is None else x_all
         y_all = self.data.val_y if y_all is None else y_all
