@@ -67,7 +67,6 @@ class SearchSummary:
     children: int
     best: dict[str, Any] | None
     wall_time_s: float
-    interrupted: bool
 
 
 class Search:
@@ -263,10 +262,10 @@ class Search:
                 for trial, outcome in executor.wait():
                     running -= 1
                     self.tell(trial, outcome)
-                bar.update(len(self.records), running, self.best)
+            bar.update(len(self.records), running, self.best)  # the refill above shows the rest
         finally:
             bar.close()
-        return SearchSummary(len(self.records), self.best, time.perf_counter() - start, False)
+        return SearchSummary(len(self.records), self.best, time.perf_counter() - start)
 
 
 def _trial_dict(trial: Trial) -> dict[str, Any]:
