@@ -158,7 +158,8 @@ def main() -> None:
     path = ROOT / "bench" / "results" / "search_overhead.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'median over ' + str(args.repeats) + ' rounds':30s}{'workers=1':>12s}{'workers=2':>12s}")
+    title = f"median over {args.repeats} rounds"
+    print(f"{title:30s}{'workers=1':>12s}{'workers=2':>12s}")
     for key in ("children_per_hour", "child_train_s_median", "overhead_share_loop",
                 "overhead_share_with_startup", "driver_share", "startup_s", "ray_init_s"):
         print(f"{key:30s}{summary[key + '_w1_median']:12.4g}{summary[key + '_w2_median']:12.4g}")

@@ -83,8 +83,9 @@ def run_child(trainer: Trainer, arch: Any, train_config: Any,
 
 
 class LocalExecutor:
-    """Trains children one by one in this process when the loop waits (no parallelism, no
-    timeouts beyond the trainer's own `time_limit_s`, no retries: an exception is a failed child)."""
+    """Trains children one by one in this process when the loop waits: no parallelism, no
+    timeouts beyond the trainer's own `time_limit_s`, no retries (an exception is a failed
+    child), no Ray start-up."""
 
     capacity = 1
 

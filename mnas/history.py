@@ -71,7 +71,8 @@ def load_history(path: str | os.PathLike[str], *, repair: bool = False) -> list[
                     raise ValueError("not an object")
             except ValueError:
                 if not (is_last or (number == len(lines) - 1 and not lines[-1])):
-                    raise ValueError(f"{path}: line {number} is not a JSON object (corrupt history)")
+                    raise ValueError(f"{path}: line {number} is not a JSON object "
+                                     "(corrupt history)")
                 if repair:
                     _truncate(path, offset)
                 return records
