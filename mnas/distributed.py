@@ -38,7 +38,7 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> floa
         return 0.0
     start = time.perf_counter()
     kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
-                                  logging_level=logging.WARNING)
+                                  logging_level=logging.ERROR)
     if address:
         ray.init(address=address, **kwargs)
     else:
