@@ -12,9 +12,9 @@ with 1 and then 2 Ray workers, and reports:
   children trained by 1 vs 2 plain processes without Ray (what the machine gives right now: on a
   machine shared with other jobs two processes may not get two cores).
 
-    .venv/bin/python bench/search_overhead_bench.py [--children 12] [--epochs 1]
+    .venv/bin/python bench/search_overhead_bench.py [--children 12] [--epochs 1] [--repeats 3]
 
-Writes bench/results/search_overhead.json. The machine is shared: read ratios, not absolutes.
+Writes bench/results/search_overhead.json (or --out). The machine is shared: read ratios, not absolutes.
 """
 from __future__ import annotations
 
@@ -134,6 +134,7 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=12)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default="bench/results/search_overhead.json")
     args = parser.parse_args()
     rounds = []
     for i in range(args.repeats):  # interleaved: load from other jobs hits both alike
@@ -155,7 +156,7 @@ def main() -> None:
                        "children_per_hour", "startup_s", "ray_init_s", "actor_startup_s",
                        "child_train_s_median") for w in (1, 2)}}
     result = {"summary": summary, "rounds": rounds, "args": vars(args)}
-    path = ROOT / "bench" / "results" / "search_overhead.json"
+    path = ROOT / args.out
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     title = f"median over {args.repeats} rounds"
