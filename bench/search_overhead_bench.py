@@ -6,6 +6,10 @@ with 1 and then 2 Ray workers, and reports:
 - overhead share: 1 - (sum of child training time) / (workers x loop wall time), i.e. the share
   of worker-time not spent training children (dispatch, controller, history/checkpoint writes,
   latency prediction, and idle tails), with and without Ray start-up;
+- steady overhead share: per child, the dispatch overhead (executor-measured wall time minus the
+  child's own training time) plus the refill gap (result at the driver -> next child handed
+  out), over the whole worker cycle; the rest of the loop overhead is the idle tail at the end
+  (`tail_share`: the last children finishing while other workers have nothing left to do);
 - driver share: time the driver spends inside ask/tell (controller, predictor, fsync'd history,
   atomic checkpoint, TensorBoard) over the loop wall time;
 - children per hour (loop only, start-up excluded) with 2 workers vs 1, next to the same
@@ -68,6 +72,27 @@ def timed(obj, name: str, bucket: list[float]) -> None:
     setattr(obj, name, wrapper)
 
 
+def watch_refills(executor) -> list[float]:
+    """Seconds from a result reaching the driver to the next child being handed out: the time a
+    freed worker waits on the loop (controller, history fsync, checkpoint, TensorBoard)."""
+    gaps: list[float] = []
+    returned: list[float] = []
+    wait, submit = executor.wait, executor.submit
+
+    def timed_wait():
+        out = wait()
+        returned.extend([time.perf_counter()] * len(out))
+        return out
+
+    def timed_submit(trial):
+        if returned:
+            gaps.append(time.perf_counter() - returned.pop(0))
+        return submit(trial)
+
+    executor.wait, executor.submit = timed_wait, timed_submit
+    return gaps
+
+
 def one_run(workers: int, children: int, epochs: float, out: str) -> dict:
     from mnas.distributed import shutdown_ray
 
@@ -80,21 +105,30 @@ def one_run(workers: int, children: int, epochs: float, out: str) -> dict:
     driver: list[float] = []
     timed(search, "ask", driver)
     timed(search, "tell", driver)
+    gaps = watch_refills(executor)
     t1 = time.perf_counter()
     search.run(executor, progress=False)
     loop = time.perf_counter() - t1
     executor.shutdown()
     search.close()
     shutdown_ray()
-    train = [r["train_time_s"] for r in search.records if not r["cached"]]
+    trained = [r for r in search.records if not r["cached"]]
+    train = [r["train_time_s"] for r in trained]
     busy = sum(train)
+    dispatch = sum(r["wall_time_s"] - r["train_time_s"] for r in trained)
+    cycle = busy + dispatch + sum(gaps)
     return {"workers": workers, "children": len(search.records), "trained": len(train),
             "startup_s": startup, "ray_init_s": executor.init_seconds,
             "actor_startup_s": executor.startup_seconds, "loop_s": loop,
             "child_train_s_median": statistics.median(train), "child_train_s_sum": busy,
             "overhead_share_loop": 1 - busy / (workers * loop),
             "overhead_share_with_startup": 1 - busy / (workers * (loop + startup)),
-            "driver_share": sum(driver) / loop, "children_per_hour": 3600 * len(train) / loop}
+            "driver_share": sum(driver) / loop, "children_per_hour": 3600 * len(train) / loop,
+            "dispatch_s_median": statistics.median(r["wall_time_s"] - r["train_time_s"]
+                                                   for r in trained),
+            "refill_gap_s_median": statistics.median(gaps) if gaps else 0.0,
+            "steady_overhead_share": 1 - busy / cycle,
+            "tail_share": (workers * loop - cycle) / (workers * loop)}
 
 
 def _train_many(args: tuple) -> float:
@@ -154,7 +188,8 @@ def main() -> None:
         **{f"{key}_w{w}_median": med(r["runs"][w - 1][key] for r in rounds)
            for key in ("overhead_share_loop", "overhead_share_with_startup", "driver_share",
                        "children_per_hour", "startup_s", "ray_init_s", "actor_startup_s",
-                       "child_train_s_median") for w in (1, 2)}}
+                       "child_train_s_median", "steady_overhead_share", "tail_share",
+                       "dispatch_s_median", "refill_gap_s_median") for w in (1, 2)}}
     result = {"summary": summary, "rounds": rounds, "args": vars(args)}
     path = ROOT / args.out
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -162,7 +197,9 @@ def main() -> None:
     title = f"median over {args.repeats} rounds"
     print(f"{title:30s}{'workers=1':>12s}{'workers=2':>12s}")
     for key in ("children_per_hour", "child_train_s_median", "overhead_share_loop",
-                "overhead_share_with_startup", "driver_share", "startup_s", "ray_init_s"):
+                "steady_overhead_share", "tail_share", "overhead_share_with_startup",
+                "driver_share", "dispatch_s_median", "refill_gap_s_median", "startup_s",
+                "ray_init_s"):
         print(f"{key:30s}{summary[key + '_w1_median']:12.4g}{summary[key + '_w2_median']:12.4g}")
     print(f"speed-up 2 vs 1 workers (median of rounds): {summary['speedup_2_vs_1_median']:.2f}x; "
           f"same children, 1 vs 2 plain processes without Ray: "
