@@ -1,0 +1,161 @@
+"""Build a lookup table: time every distinct layer of a space in isolation, robustly.
+
+Robustness on a shared machine: a fixed canary network is re-timed every `chunk` entries; when it
+drifts by more than `drift_tol` the chunk is re-measured (up to `max_retries` times). End-to-end
+calibration samples are measured *between* chunks, so table entries and the measurements that
+calibrate them see the same machine state. The partial table is written atomically after every
+chunk: an interrupted build resumes and keeps what is finished.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from search_spaces import build_model, reference_arch
+from search_spaces.onnx_export import export_onnx_bytes
+from search_spaces.space import MnasNetSpace
+
+from .keys import Entry, space_entries
+from .table import LatencyTable, load_table, save_table
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Knobs of a table build (all have sensible defaults)."""
+
+    calibration_samples: int = 40
+    seed: int = 0
+    chunk: int = 25
+    drift_tol: float = 0.15
+    max_retries: int = 2
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, where: str = "latency.build") -> "BuildOptions":
+        data = dict(data or {})
+        for key in data:
+            if key not in cls.__dataclass_fields__:
+                raise ValueError(f"{where}.{key}: unknown key (expected one of "
+                                 f"{', '.join(sorted(cls.__dataclass_fields__))})")
+        return cls(**data)
+
+
+def entry_onnx(entry: Entry) -> bytes:
+    return export_onnx_bytes(entry.build(), entry.res, entry.in_channels)
+
+
+def arch_onnx(space: MnasNetSpace, arch: Any) -> bytes:
+    return export_onnx_bytes(build_model(arch, num_classes=space.num_classes), space.input_size)
+
+
+def canary_onnx(space: MnasNetSpace) -> bytes:
+    """A fixed network at the space's resolution, timed alongside everything to detect drift."""
+    return arch_onnx(space, reference_arch("mnasnet_a1"))
+
+
+def _check_resume(old: LatencyTable, space: MnasNetSpace, provenance: dict[str, Any],
+                  path: Path) -> None:
+    old.check_space(space)
+    for key in ("onnxruntime", "provider", "threads", "cpu", "profiler"):
+        if old.provenance.get(key) != provenance.get(key):
+            raise ValueError(f"{path}: cannot resume: {key} was {old.provenance.get(key)!r}, now "
+                             f"{provenance.get(key)!r} (use another --out or delete the file)")
+
+
+class _Builder:
+    def __init__(self, space: MnasNetSpace, profiler: Any, out: Path, options: BuildOptions,
+                 progress: bool) -> None:
+        self.space, self.profiler, self.out, self.opt = space, profiler, out, options
+        self.progress = progress
+        self.provenance = dict(profiler.provenance(), input_size=space.input_size,
+                               space_fingerprint=space.fingerprint, exporter="torchscript")
+        self.entries: dict[str, dict[str, float]] = {}
+        self.samples: list[dict[str, Any]] = []
+        self.canary: list[dict[str, Any]] = []
+        self.canary_bytes = canary_onnx(space)
+        self.baseline = 0.0
+
+    def resume(self) -> None:
+        if not self.out.exists():
+            return
+        old = load_table(self.out)
+        _check_resume(old, self.space, self.provenance, self.out)
+        self.entries, self.samples = dict(old.entries), list(old.samples)
+        self.canary = list(old.canary)
+        self.provenance["date"] = old.provenance.get("date", self.provenance["date"])
+
+    def save(self, complete: bool, calibration: dict[str, Any] | None = None) -> None:
+        save_table(LatencyTable(space=self.space.to_dict(), fingerprint=self.space.fingerprint,
+                                provenance=self.provenance, entries=self.entries,
+                                samples=self.samples, calibration=calibration or {},
+                                canary=self.canary, complete=complete), self.out)
+
+    def check_canary(self) -> float:
+        """Time the canary; returns its ratio to the baseline (1.0 sets the baseline)."""
+        m = self.profiler.measure(self.canary_bytes)
+        if self.baseline <= 0:
+            self.baseline = m.ms
+        ratio = m.ms / self.baseline
+        self.canary.append({"t": time.time(), "ms": m.ms, "ratio": ratio})
+        return ratio
+
+    def measure_chunk(self, chunk: list[Entry], graphs: list[bytes]) -> None:
+        for attempt in range(self.opt.max_retries + 1):
+            results = [self.profiler.measure(g) for g in graphs]
+            ratio = self.check_canary()
+            if abs(ratio - 1.0) <= self.opt.drift_tol:
+                break
+            time.sleep(min(5.0, 1.0 + attempt))
+        for e, m in zip(chunk, results):
+            self.entries[e.key] = {"ms": m.ms, "spread": m.spread, "canary_ratio": ratio}
+
+    def measure_sample(self, actions: list[int]) -> None:
+        arch = self.space.decode(actions)
+        m = self.profiler.measure(arch_onnx(self.space, arch))
+        self.samples.append({"actions": list(actions), "ms": m.ms, "spread": m.spread})
+
+
+def build_table(space: MnasNetSpace, profiler: Any, out: str | os.PathLike,
+                options: BuildOptions | None = None, *, progress: bool = True,
+                on_chunk: Callable[[int], None] | None = None) -> LatencyTable:
+    """Build (or resume) the table for `space` at `out`; returns the finished table."""
+    from tqdm import tqdm
+
+    from .predictors import LutPredictor
+
+    opt = options or BuildOptions()
+    b = _Builder(space, profiler, Path(out), opt, progress)
+    b.resume()
+    todo = [e for e in space_entries(space) if e.key not in b.entries]
+    rng = np.random.default_rng(opt.seed)
+    planned = [space.sample_actions(rng) for _ in range(opt.calibration_samples)]
+    pending = planned[len(b.samples):]
+    n_chunks = max(1, math.ceil(len(todo) / opt.chunk))
+    per_chunk = math.ceil(len(pending) / n_chunks) if pending else 0
+    bar = tqdm(total=len(todo) + len(pending), desc="latency table", unit="entry",
+               disable=not progress, smoothing=0.05)
+    b.check_canary()
+    for c in range(0, len(todo), opt.chunk):
+        chunk = todo[c:c + opt.chunk]
+        b.measure_chunk(chunk, [entry_onnx(e) for e in chunk])
+        bar.update(len(chunk))
+        for _ in range(min(per_chunk, len(pending))):
+            b.measure_sample(pending.pop(0))
+            bar.update(1)
+        b.save(complete=False)
+        if on_chunk is not None:
+            on_chunk(len(b.entries))
+    while pending:
+        b.measure_sample(pending.pop(0))
+        bar.update(1)
+    bar.close()
+    b.save(complete=False)
+    table = load_table(b.out)
+    calibration = LutPredictor(space, table, calibration="none").fit_calibration(table.samples)
+    b.save(complete=True, calibration=calibration)
+    return load_table(b.out)

@@ -1,0 +1,221 @@
+"""Built-in latency predictors: `lut` (table sum + calibration), `flops`, `measured`.
+
+`lut` and `flops` are vectorised for the search, which predicts every sampled child: each
+architecture maps to a few rows of a cached per-block feature matrix (stem, one row per block,
+head), so `predict_many` is one numpy gather, sum and dot product after the first sight of a block.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from search_spaces.space import MnasNetSpace
+from search_spaces.specs import ArchSpec, BlockSpec
+
+from .calibrate import fit_calibrations
+from .keys import (Entry, head_key, head_macs, layer_key, layer_macs, out_res, stem_key,
+                   stem_macs)
+from .table import LatencyTable
+
+_BASE_FEATURES = ("lut", "layers", "mmacs")
+
+
+class _FeatureCache:
+    """Per-block feature rows: [lut ms, layers, M multiply-adds, one-hot-positioned lut ms]."""
+
+    def __init__(self, space: MnasNetSpace, entries: dict[str, float] | None,
+                 on_missing: Any = None, where: str = "latency table") -> None:
+        self.space, self.entries, self.on_missing, self.where = space, entries, on_missing, where
+        self.n_pos = len(space.base) + 2
+        self.width = len(_BASE_FEATURES) + self.n_pos
+        self.rows: list[np.ndarray] = []
+        self.index: dict[Any, int] = {}
+        self.matrix = np.zeros((0, self.width))
+
+    def _ms(self, key: str, entry: Entry | None = None) -> float:
+        if self.entries is None:
+            return 0.0
+        value = self.entries.get(key)
+        if value is None:
+            if self.on_missing is None or entry is None:
+                raise ValueError(f"{self.where}: no entry {key!r} (the architecture is outside "
+                                 "the table's space; configure a profiler to time it on demand)")
+            value = self.entries[key] = float(self.on_missing(entry))
+        return value
+
+    def _row(self, pos: int, ms: float, layers: int, macs: int) -> int:
+        row = np.zeros(self.width)
+        row[:3] = (ms, layers, macs / 1e6)
+        row[3 + pos] = ms
+        self.rows.append(row)
+        return len(self.rows) - 1
+
+    def block_row(self, pos: int, block: BlockSpec, res: int) -> int:
+        key = (pos, block, res)
+        idx = self.index.get(key)
+        if idx is None:
+            ms, macs, r = 0.0, 0, res
+            for spec in block.layers():
+                lk = layer_key(spec, r)
+                ms += self._ms(lk, Entry(lk, "layer", r, spec.in_filters, spec=spec))
+                macs += layer_macs(spec, r)
+                r = out_res(r, spec.stride)
+            idx = self.index[key] = self._row(pos, ms, block.repeats, macs)
+        return idx
+
+    def edge_row(self, kind: str, arch: ArchSpec, res: int) -> int:
+        s = self.space
+        key = (kind, arch.stem_filters, arch.stem_stride) if kind == "stem" else \
+            (kind, arch.blocks[-1].out_filters, arch.head_filters, res)
+        idx = self.index.get(key)
+        if idx is None:
+            if kind == "stem":
+                k = stem_key(3, arch.stem_filters, arch.stem_stride, s.input_size)
+                e = Entry(k, "stem", s.input_size, 3, out_filters=arch.stem_filters,
+                          stride=arch.stem_stride)
+                ms = self._ms(k, e)
+                macs, pos = stem_macs(3, arch.stem_filters, arch.stem_stride, s.input_size), 0
+            else:
+                i = arch.blocks[-1].out_filters
+                k = head_key(i, arch.head_filters, s.num_classes, res)
+                e = Entry(k, "head", res, i, out_filters=arch.head_filters, classes=s.num_classes)
+                ms = self._ms(k, e)
+                macs, pos = head_macs(i, arch.head_filters, s.num_classes, res), self.n_pos - 1
+            idx = self.index[key] = self._row(pos, ms, 1, macs)
+        return idx
+
+    def indices(self, archs: Sequence[ArchSpec]) -> np.ndarray:
+        n = len(self.space.base)
+        out = np.empty((len(archs), n + 2), dtype=np.int64)
+        for a, arch in enumerate(archs):
+            if len(arch.blocks) != n:
+                raise ValueError(f"architecture has {len(arch.blocks)} blocks; the latency "
+                                 f"table's space has {n}")
+            res = math.ceil(self.space.input_size / arch.stem_stride)
+            row = out[a]
+            row[0] = self.edge_row("stem", arch, res)
+            for i, block in enumerate(arch.blocks):
+                row[i + 1] = self.block_row(i + 1, block, res)
+                res = -(-res // block.stride)
+            row[n + 1] = self.edge_row("head", arch, res)
+        return out
+
+    def features(self, archs: Sequence[ArchSpec]) -> np.ndarray:
+        idx = self.indices(archs)
+        if len(self.matrix) != len(self.rows):
+            self.matrix = np.vstack(self.rows)
+        return self.matrix[idx].sum(axis=1)
+
+
+def _columns(names: Iterable[str], n_pos: int) -> list[int]:
+    cols: list[int] = []
+    for name in names:
+        if name == "blocks":
+            cols.extend(range(3, 3 + n_pos))
+        else:
+            cols.append(_BASE_FEATURES.index(name))
+    return cols
+
+
+class _LinearPredictor:
+    """Shared machinery: features -> intercept + coef . selected feature columns."""
+
+    cache: _FeatureCache
+    coef: np.ndarray
+    cols: list[int]
+    intercept: float
+
+    def predict(self, arch: ArchSpec) -> float:
+        return float(self.predict_many([arch])[0])
+
+    def predict_many(self, archs: Sequence[ArchSpec]) -> np.ndarray:
+        archs = list(archs)
+        if not archs:
+            return np.zeros(0)
+        feats = self.cache.features(archs)
+        return feats[:, self.cols] @ self.coef + self.intercept
+
+
+class LutPredictor(_LinearPredictor):
+    """Sum of per-layer table entries, calibrated on end-to-end measurements stored in the table.
+
+    `calibration`: "auto" (the table's selected fit), "none" (raw sum) or a kind from
+    `latency.calibrate.KINDS`. `profiler`: a `Profiler` to time missing entries on demand."""
+
+    def __init__(self, space: MnasNetSpace, table: LatencyTable, *, calibration: str = "auto",
+                 profiler: Any = None) -> None:
+        table.check_space(space)
+        if not table.complete and calibration != "none":
+            raise ValueError(f"{table.path}: latency table is incomplete (an interrupted build); "
+                             "run `mnas latency build` again to finish it")
+        self.space, self.table = space, table
+        on_missing = None
+        if profiler is not None:
+            from .build import entry_onnx
+            on_missing = lambda e: profiler.measure(entry_onnx(e)).ms  # noqa: E731
+        self.cache = _FeatureCache(space, table.ms(), on_missing, table.path or "latency table")
+        self.calibration = self._pick(calibration)
+        fit = table.calibration.get("fits", {}).get(self.calibration) if \
+            self.calibration != "none" else {"features": ["lut"], "coef": [1.0], "intercept": 0.0}
+        self.cols = _columns(fit["features"], self.cache.n_pos)
+        self.coef, self.intercept = np.asarray(fit["coef"], dtype=float), float(fit["intercept"])
+
+    def _pick(self, calibration: str) -> str:
+        fits = self.table.calibration.get("fits", {})
+        if calibration == "auto":
+            return self.table.calibration.get("selected", "none") if fits else "none"
+        if calibration != "none" and calibration not in fits:
+            raise ValueError(f"{self.table.path}: calibration {calibration!r} is not in the table "
+                             f"(available: none, auto, {', '.join(sorted(fits)) or '-'})")
+        return calibration
+
+    def features(self, archs: Sequence[ArchSpec]) -> dict[str, np.ndarray]:
+        f = self.cache.features(list(archs))
+        out = {name: f[:, i] for i, name in enumerate(_BASE_FEATURES)}
+        out["blocks"] = f[:, 3:]
+        return out
+
+    def fit_calibration(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
+        """Fit all calibration kinds (and the flops cost) on end-to-end samples."""
+        archs = [self.space.decode(s["actions"]) for s in samples]
+        return fit_calibrations(self.features(archs), [s["ms"] for s in samples])
+
+
+class FlopsPredictor(_LinearPredictor):
+    """Multiply-adds times a fitted cost (plus a fitted constant): the naive baseline.
+
+    The cost comes from the table's end-to-end samples, or from `ms_per_mmac`/`intercept_ms`."""
+
+    def __init__(self, space: MnasNetSpace, table: LatencyTable | None = None, *,
+                 ms_per_mmac: float | None = None, intercept_ms: float = 0.0) -> None:
+        self.space = space
+        self.cache = _FeatureCache(space, None)
+        self.cols = [_BASE_FEATURES.index("mmacs")]
+        if ms_per_mmac is not None:
+            self.coef, self.intercept = np.array([float(ms_per_mmac)]), float(intercept_ms)
+        elif table is not None and "flops" in table.calibration.get("fits", {}):
+            table.check_space(space)
+            fit = table.calibration["fits"]["flops"]
+            self.coef, self.intercept = np.asarray(fit["coef"], float), float(fit["intercept"])
+        else:
+            raise ValueError("latency predictor 'flops' needs a calibrated table (table: FILE) "
+                             "or kwargs ms_per_mmac (and optionally intercept_ms)")
+
+
+class MeasuredPredictor:
+    """Export the whole model to ONNX and time it with the profiler (slow, exact)."""
+
+    def __init__(self, space: MnasNetSpace, profiler: Any) -> None:
+        self.space, self.profiler = space, profiler
+
+    def measure(self, arch: ArchSpec) -> Any:
+        from .build import arch_onnx
+        return self.profiler.measure(arch_onnx(self.space, arch))
+
+    def predict(self, arch: ArchSpec) -> float:
+        return float(self.measure(arch).ms)
+
+    def predict_many(self, archs: Sequence[ArchSpec]) -> np.ndarray:
+        return np.array([self.predict(a) for a in archs], dtype=float)
