@@ -50,10 +50,30 @@ class HistoryWriter:
         self.close()
 
 
-def load_history(path: str | os.PathLike[str], *, repair: bool = False) -> list[dict[str, Any]]:
+#: What a resume needs from every record (`load_history(..., validate=True)`).
+_REQUIRED: dict[str, Any] = {
+    "index": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+    "arch": lambda v: isinstance(v, list) and bool(v) and all(isinstance(s, str) for s in v),
+    "status": lambda v: isinstance(v, str),
+    "reward": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
+}
+
+
+def check_record(record: dict[str, Any], where: str) -> None:
+    """ValueError naming `where` (file and line) and the first missing or malformed field."""
+    for key, ok in _REQUIRED.items():
+        if key not in record:
+            raise ValueError(f"{where}: record has no {key!r} (corrupt history)")
+        if not ok(record[key]):
+            raise ValueError(f"{where}: {key} is {record[key]!r} (corrupt history)")
+
+
+def load_history(path: str | os.PathLike[str], *, repair: bool = False,
+                 validate: bool = False) -> list[dict[str, Any]]:
     """Read every record. A torn final line (no newline, or unparsable) is an interrupted write:
     with `repair` it is truncated away on disk, otherwise ignored. A bad line elsewhere is
-    corruption and raises ValueError naming the file and line."""
+    corruption and raises ValueError naming the file and line; so does, with `validate`, a
+    record without the fields a resume needs (`check_record`)."""
     path = Path(path)
     if not path.exists():
         return []
@@ -76,6 +96,8 @@ def load_history(path: str | os.PathLike[str], *, repair: bool = False) -> list[
                 if repair:
                     _truncate(path, offset)
                 return records
+            if validate:
+                check_record(record, f"{path}: line {number}")
             if is_last and repair:  # complete JSON but no newline: finish the line
                 with open(path, "ab") as handle:
                     handle.write(b"\n")

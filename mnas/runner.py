@@ -3,8 +3,10 @@ tracker and executor. Kept apart from `mnas.search` so the loop itself stays tes
 hand-made parts."""
 from __future__ import annotations
 
+import errno
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,10 @@ from .search import HISTORY_NAME, RewardSpec, Search
 
 CONFIG_NAME = "config.yaml"
 REFERENCES = ("mnasnet_a1", "mnasnet_b1", "mobilenet_v2")
+#: A fresh or resumed search refuses to start with less free space than this in the run dir.
+MIN_FREE_BYTES = 16 * 1024 ** 2
+#: Data sets read from `child_training.data.path` (the others are bundled or generated).
+_DATA_WITH_PATH = ("mnist", "cifar10", "npz")
 
 
 def default_run_dir(config: ExperimentConfig) -> Path:
@@ -23,12 +29,10 @@ def default_run_dir(config: ExperimentConfig) -> Path:
     return Path(config.output.dir) / f"{config.name}-{stamp}"
 
 
-def prepare_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool,
-                    force: bool = False) -> None:
-    """Create or check the run dir and write the resolved config.yaml.
-
-    A fresh search refuses a dir that already holds a history (that would mix two searches);
-    a resume refuses a config that differs beyond `RESUME_MUTABLE` unless `force`."""
+def check_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool,
+                  force: bool = False) -> None:
+    """The run-dir checks of `prepare_run_dir`, without writing anything (cheap: run them before
+    anything slow, such as building a latency table)."""
     saved = run_dir / CONFIG_NAME
     if resume:
         if not run_dir.is_dir():
@@ -45,15 +49,85 @@ def prepare_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool,
         if (run_dir / HISTORY_NAME).exists():
             raise ValueError(f"{run_dir}: already holds a search; add --resume to continue it, "
                              "or choose another --run-dir")
-        run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, saved)
 
 
-def create_predictor(config: ExperimentConfig) -> Any:
+def prepare_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool,
+                    force: bool = False) -> None:
+    """Create or check the run dir and write the resolved config.yaml.
+
+    A fresh search refuses a dir that already holds a history (that would mix two searches);
+    a resume refuses a config that differs beyond `RESUME_MUTABLE` unless `force`; a dir that
+    cannot be written, or a nearly full disk, is refused before any child trains."""
+    check_run_dir(config, run_dir, resume=resume, force=force)
+    saved = run_dir / CONFIG_NAME
+    if not resume:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise NotADirectoryError(f"{run_dir}: a parent exists and is not a directory") \
+                from None
+        except OSError as exc:
+            raise ValueError(f"{run_dir}: cannot create the run directory "
+                             f"({exc.strerror or exc})") from None
+    check_writable(run_dir)
+    try:
+        save_config(config, saved)
+    except OSError as exc:
+        raise ValueError(f"{saved}: cannot write the run's config ({exc.strerror or exc})") \
+            from None
+
+
+def check_writable(run_dir: Path, min_free: int = MIN_FREE_BYTES) -> None:
+    """ValueError before any child is trained when the run dir cannot take a history: not
+    writable (permissions, read-only file system) or nearly full."""
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise ValueError(f"{run_dir}: run directory is not writable")
+    try:
+        free = shutil.disk_usage(run_dir).free
+    except OSError:
+        return
+    if free < min_free:
+        raise ValueError(f"{run_dir}: only {free / 1024 ** 2:.1f} MiB free on this file system "
+                         f"(a search needs at least {min_free / 1024 ** 2:.0f} MiB)")
+
+
+def check_inputs(config: ExperimentConfig) -> None:
+    """Input files a search needs, checked before the run dir or any worker is set up (the
+    trainer would only find out in the first child). Errors name the key: `load_config` callers
+    prefix the file."""
+    data = config.child_training.data
+    if data.name in _DATA_WITH_PATH and data.path and not os.path.exists(data.path):
+        raise ValueError(f"child_training.data.path: {data.path} does not exist "
+                         f"(data set {data.name!r})")
+
+
+def is_disk_error(exc: BaseException) -> bool:
+    """An OSError about the run dir's storage (full, read-only, quota, I/O)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT,
+                                                       errno.EIO, errno.EACCES, errno.EPERM)
+
+
+def create_predictor(config: ExperimentConfig,
+                     source: str | os.PathLike[str] | None = None) -> Any:
+    """The configured latency predictor. Every way it can fail on user input (a dotted path that
+    does not import, kwargs it does not take, a missing table or one built for another space)
+    becomes one ValueError naming `source` (the config file) and the key."""
     from latency import create_predictor as factory
 
     lat = config.latency
-    return factory(lat.predictor, space=config.space, table=lat.table, **dict(lat.kwargs))
+    try:
+        return factory(lat.predictor, space=config.space, table=lat.table, **dict(lat.kwargs))
+    except (ValueError, FileNotFoundError, TypeError) as exc:
+        if isinstance(exc, TypeError) and "argument" not in str(exc):
+            raise  # a bug, not a config value
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, TypeError):
+            message = f"latency.kwargs: not accepted by predictor {lat.predictor!r} ({message})"
+        elif not message.startswith("latency."):
+            key = "latency.table" if "table" in message else "latency"
+            message = f"{key}: {message}"
+        prefix = f"{source}: " if source is not None else ""
+        raise ValueError(prefix + message) from None
 
 
 def reference_latencies(predictor: Any, config: ExperimentConfig) -> list[tuple[str, float]]:
@@ -116,6 +190,8 @@ def create_executor(config: ExperimentConfig, *, local: bool = False,
 def load_for_run(config_path: str | None, run_dir: Path | None, overrides: list[str], *,
                  resume: bool) -> ExperimentConfig:
     """The config to run: CONFIG (+ --set), or on resume without CONFIG the run's own."""
+    if resume and run_dir is not None and not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: no such run directory to resume")
     if config_path is None:
         if resume and run_dir is not None:
             return load_config(run_dir / CONFIG_NAME, overrides)

@@ -23,8 +23,8 @@ from controllers.base import Controller, Sample
 from search_spaces.blockstrings import encode_arch
 from search_spaces.specs import ArchSpec
 
-from .checkpoint import CheckpointState, load_checkpoint, sample_from_dict, sample_to_dict, \
-    save_checkpoint
+from .checkpoint import CHECKPOINT_NAME, CheckpointState, load_checkpoint, sample_from_dict, \
+    sample_to_dict, save_checkpoint
 from .executor import Executor, Outcome
 from .history import HistoryWriter, best_record, load_history
 from .reward import mnas_reward
@@ -202,7 +202,7 @@ class Search:
     def _resume(self) -> None:
         """History first (torn last line cut), then the checkpoint; trials the checkpoint had in
         flight that reached the history are rewarded now, the rest are re-queued."""
-        self.records = load_history(self.run_dir / HISTORY_NAME, repair=True)
+        self.records = load_history(self.run_dir / HISTORY_NAME, repair=True, validate=True)
         for record in self.records:
             self._cache.setdefault(tuple(record["arch"]), _cached_fields(record))
         state = load_checkpoint(self.run_dir)
@@ -210,12 +210,20 @@ class Search:
         self.next_index = max(done, default=-1) + 1
         if state is None:
             return
-        self.controller.load_state_dict(state.controller)
+        try:
+            self.controller.load_state_dict(state.controller)
+            pending = [(self._trial_from(d), float(d["reward"])) for d in state.pending]
+            in_flight = [self._trial_from(d)
+                         for d in sorted(state.in_flight, key=lambda d: int(d["index"]))]
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+            # only after `--force` with another controller or search space
+            raise ValueError(f"{self.run_dir / CHECKPOINT_NAME}: does not fit this config's "
+                             f"controller or search space ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
         self.next_index = max(self.next_index, state.next_index)
         self.updates = state.updates
-        self._pending = [(self._trial_from(d), float(d["reward"])) for d in state.pending]
-        for data in sorted(state.in_flight, key=lambda d: int(d["index"])):
-            trial = self._trial_from(data)
+        self._pending = pending
+        for trial in in_flight:
             if trial.index in done:
                 self._pending.append((trial, float(done[trial.index]["reward"])))
             else:

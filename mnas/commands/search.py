@@ -11,6 +11,8 @@ from types import FrameType
 from typing import Any
 
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+#: The run dir could not be written mid-search (disk full, read-only): state kept, resumable.
+EXIT_DISK = 1
 
 
 class Terminated(KeyboardInterrupt):
@@ -50,20 +52,41 @@ def _resume_hint(args: argparse.Namespace, run_dir: Path) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _config_source(args: argparse.Namespace) -> Path:
+    """The file the config comes from (named in every input error)."""
+    from mnas.config import QUICKSTART
+    from mnas.runner import CONFIG_NAME
+
+    if args.config is not None:
+        return Path(args.config)
+    if args.resume and args.run_dir is not None:
+        return args.run_dir / CONFIG_NAME
+    return QUICKSTART
+
+
 def run(args: argparse.Namespace) -> int:
-    from mnas.runner import (create_executor, create_search, default_run_dir, load_for_run,
+    from mnas.runner import (check_inputs, check_run_dir, create_executor, create_predictor,
+                             create_search, default_run_dir, is_disk_error, load_for_run,
                              prepare_run_dir)
 
     if args.resume and args.run_dir is None:
         raise ValueError("--resume needs --run-dir DIR (the run directory to continue)")
+    source = _config_source(args)
     config = load_for_run(args.config, args.run_dir, args.overrides, resume=args.resume)
+    try:
+        check_inputs(config)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
     run_dir = args.run_dir if args.run_dir is not None else default_run_dir(config)
+    check_run_dir(config, run_dir, resume=args.resume, force=args.force)
+    # every input is checked before the run dir is written: a typo leaves nothing behind
+    predictor = create_predictor(config, source)
     prepare_run_dir(config, run_dir, resume=args.resume, force=args.force)
-    print(f"run directory: {run_dir}", file=sys.stderr, flush=True)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     search = executor = None
     try:
-        search = create_search(config, run_dir, resume=args.resume)
+        search = create_search(config, run_dir, resume=args.resume, predictor=predictor)
+        print(f"run directory: {run_dir}", file=sys.stderr, flush=True)
         if args.resume:
             print(f"resuming: {len(search.records)} children recorded, {search.in_flight} to "
                   f"re-run, budget {search.children}", file=sys.stderr, flush=True)
@@ -86,6 +109,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nmnas search: stopped ({done} children recorded, state saved in {run_dir}); "
               f"resume with: {_resume_hint(args, run_dir)}", file=sys.stderr)
         return code
+    except OSError as exc:
+        if search is None or not is_disk_error(exc):
+            raise
+        # disk full / read-only / permissions mid-search: everything recorded so far is durable
+        # (each history line is fsync'd before it counts), the child being written is in flight
+        # in the checkpoint and re-runs on resume
+        print(f"mnas search: error: cannot write to {run_dir} ({exc.strerror or exc}); "
+              f"{len(search.records)} children recorded are safe; free space, then resume with: "
+              f"{_resume_hint(args, run_dir)}", file=sys.stderr)
+        return EXIT_DISK
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if executor is not None:
@@ -95,8 +128,18 @@ def run(args: argparse.Namespace) -> int:
 
                 shutdown_ray()
         if search is not None:
-            search.close()
+            _close_quietly(search)
         signal.signal(signal.SIGTERM, previous)
+
+
+def _close_quietly(search: Any) -> None:
+    """Close the history and tracker; on a full disk the plot/TensorBoard write may fail too,
+    which must not replace the error already reported."""
+    try:
+        search.close()
+    except OSError as exc:
+        print(f"mnas search: warning: could not write the plot/TensorBoard events "
+              f"({exc.strerror or exc})", file=sys.stderr)
 
 
 def _print_summary(summary: Any, run_dir: Path, seconds: float) -> None:

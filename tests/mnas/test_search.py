@@ -315,15 +315,21 @@ def test_sigkill_then_resume_records_exactly_the_budget(tmp_path, seed, local):
 
 
 @pytest.mark.slow
-def test_sigterm_stops_cleanly_and_resumes(tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
+                         ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_cleanly_and_resumes(tmp_path, signum, code):
+    """SIGTERM / SIGINT (Ctrl-C): a clean stop that keeps the state (exit 143 / 130, a resume
+    hint, no traceback), then --resume completes exactly the budget keeping every record."""
     config = write_config(tmp_path, controller={"name": "rnn"})
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(mnas_cmd(config, "--run-dir", run_dir), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert _kill_when(proc, run_dir / "history.jsonl", 5)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143 and "--resume" in err
+    assert proc.returncode == code and "--resume" in err and "Traceback" not in err
+    before = load_history(run_dir / "history.jsonl")
     resumed = run_cli(config, "--run-dir", run_dir, "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert len(load_history(run_dir / "history.jsonl")) == 40
+    after = load_history(run_dir / "history.jsonl")
+    assert len(after) == 40 and after[:len(before)] == before
