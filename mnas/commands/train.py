@@ -42,7 +42,12 @@ def _load_configs(path: str, stem_stride: int | None) -> tuple[TrainConfig, int 
     import yaml
 
     from mnas.config import load_config
+    from mnas.runner import check_inputs
     config = load_config(path)
+    try:
+        check_inputs(config)  # before DIR is created: a typo leaves nothing behind
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     space = raw.get("search_space") if isinstance(raw, dict) else None
     if stem_stride is None and isinstance(space, dict) and "stem_stride" in space:

@@ -98,3 +98,51 @@ def test_bad_inputs_exit_2(tmp_path: Path, config: str, capsys: pytest.CaptureFi
     bad.write_text("child_training:\n  batch_size: 0\n")
     assert main(["train", "mnasnet_a1", "--config", str(bad)]) == 2
     assert "batch_size" in capsys.readouterr().err
+
+
+def test_reference_name_and_export_json_inputs(config: str, tmp_path: Path) -> None:
+    """The two other ways to name an architecture: a reference name, an `mnas export` JSON."""
+    out = tmp_path / "a1"
+    assert main(["train", "mnasnet_a1", "--config", config, "--out", str(out), "--quiet",
+                 "--epochs", "0.15"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["params"] > 2_000_000 and result["stem_stride"] == 1
+    assert (out / "model.onnx").exists()
+    export = tmp_path / "best.json"
+    export.write_text(json.dumps([{"blocks": TINY, "format": "tf", "stem_filters": 8,
+                                   "stem_stride": 1, "head_filters": 32, "dropout": 0.0,
+                                   "reward": 0.5, "accuracy": 0.5, "latency_ms": 1.0}]))
+    out = tmp_path / "exported"
+    assert main(["train", str(export), "--config", config, "--out", str(out), "--quiet"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["blocks"] == TINY and result["head_filters"] == 32
+
+
+@pytest.mark.parametrize("arch, fragment", [
+    (["r1_k3_s11_e1_i8_o8_bogus"], "token 'bogus'"),
+    (["r1_k3_s2_e1_i8_o8"], "token 's2'"),
+    (["r1_k3_s11_e1_i8_o8", "r1_k3_s22_e3_i16_o16"], "block 2 takes 16 input filters"),
+    (["mnasnet_a9"], "'mnasnet_a9' is neither a reference name"),
+    (["mnasnet_a1@wide"], "width after '@' must be a number"),
+    (["nope.json"], "nope.json"),
+])
+def test_malformed_architecture_is_one_line_exit_2(config: str, tmp_path: Path, arch: list[str],
+                                                   fragment: str,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    assert main(["train", *arch, "--config", config, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mnas train: error: ") and err.count("\n") == 1, err
+    assert fragment in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_missing_data_path_names_config_and_key(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text("child_training:\n  data: {name: npz, path: /nope/d.npz}\n")
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--config", str(path), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: child_training.data.path: /nope/d.npz does not exist" in err
+    assert err.count("\n") == 1 and not out.exists()
