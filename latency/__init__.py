@@ -58,6 +58,10 @@ def create_predictor(name: str, *, space: MnasNetSpace, table: Any = None,
     if name == "lut":
         return _create_lut(space, table, **kwargs)
     if name == "flops":
+        unknown = set(kwargs) - {"ms_per_mmac", "intercept_ms"}
+        if unknown:
+            raise ValueError(f"latency.kwargs.{sorted(unknown)[0]}: unknown for 'flops' "
+                             "(expected ms_per_mmac, intercept_ms)")
         return FlopsPredictor(space, _table(table), **kwargs)
     if name == "measured":
         unknown = set(kwargs) - {"profiler"}
@@ -101,6 +105,10 @@ def load_custom(path: str, **kwargs: Any) -> LatencyPredictor:
     except ImportError as exc:
         raise ValueError(f"latency.predictor: cannot import {module_name!r} for {path!r} ({exc}; "
                          "is it on PYTHONPATH?)") from None
+    except Exception as exc:  # user code failing at import: still one line naming it
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ValueError(f"latency.predictor: importing {module_name!r} for {path!r} failed: "
+                         f"{type(exc).__name__}: {first}") from None
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -119,6 +127,9 @@ def load_custom(path: str, **kwargs: Any) -> LatencyPredictor:
             obj = obj(**kwargs)
         except TypeError as exc:
             raise ValueError(f"latency.predictor: {path!r} rejected its kwargs: {exc}") from None
+        except ValueError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise ValueError(f"latency.predictor: {path!r}: {first}") from None
     if not isinstance(obj, LatencyPredictor) or not callable(getattr(obj, "predict", None)) \
             or not callable(getattr(obj, "predict_many", None)):
         raise ValueError(f"latency.predictor: {path!r} does not satisfy LatencyPredictor "

@@ -1,0 +1,140 @@
+"""Fidelity of table-based predictors against end-to-end measurements.
+
+A search only needs latency predictions that *rank* architectures and land near the target, so
+we report error (MAPE, share within +-5% / +-10%) and rank agreement (Kendall tau, Spearman rho),
+always next to the measurement's own spread: a predictor cannot be judged more precisely than
+the machine repeats itself. Validation architectures are drawn with their own seed and never
+include the table's calibration samples, and they are timed in a separate pass (in small
+round-robin groups, so drift during the pass hits them alike), so no predictor is scored on
+the data that fitted it.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from search_spaces.space import MnasNetSpace
+from search_spaces.specs import ArchSpec
+
+from .table import LatencyTable
+
+#: Seed offset for validation samples (table builds use small seeds for calibration samples).
+VALIDATION_SEED = 1_000_003
+METRICS = ("mape", "within_5pct", "within_10pct", "kendall_tau", "spearman_rho")
+
+
+def fidelity(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
+    """Error and rank-agreement metrics of predictions against measurements (fractions 0..1)."""
+    from scipy.stats import kendalltau, spearmanr
+
+    pred = np.asarray(predicted, dtype=float)
+    meas = np.asarray(measured, dtype=float)
+    if pred.shape != meas.shape or pred.ndim != 1 or len(pred) < 2:
+        raise ValueError(f"fidelity: need two equally long 1-D series of >= 2 values, got "
+                         f"shapes {pred.shape} and {meas.shape}")
+    if not np.all(meas > 0):
+        raise ValueError("fidelity: measured latencies must be > 0")
+    rel = np.abs(pred - meas) / meas
+    tau = kendalltau(pred, meas).statistic
+    rho = spearmanr(pred, meas).statistic
+    return {"mape": float(rel.mean()), "within_5pct": float(np.mean(rel <= 0.05)),
+            "within_10pct": float(np.mean(rel <= 0.10)),
+            "kendall_tau": float(tau) if np.isfinite(tau) else 0.0,
+            "spearman_rho": float(rho) if np.isfinite(rho) else 0.0}
+
+
+def validation_actions(space: MnasNetSpace, n: int, seed: int = VALIDATION_SEED,
+                       exclude: Sequence[Sequence[int]] = ()) -> list[list[int]]:
+    """`n` distinct random architectures (as actions), none of them in `exclude`."""
+    if not isinstance(n, int) or n < 2:
+        raise ValueError(f"--samples: need at least 2 architectures to compare, got {n!r}")
+    seen = {tuple(a) for a in exclude}
+    rng = np.random.default_rng(seed)
+    out: list[list[int]] = []
+    for _ in range(100 * n):
+        actions = space.sample_actions(rng)
+        if tuple(actions) not in seen:
+            seen.add(tuple(actions))
+            out.append(actions)
+            if len(out) == n:
+                return out
+    raise ValueError(f"the search space has fewer than {n} architectures outside the table's "
+                     "calibration samples; use fewer --samples")
+
+
+def measure_archs(space: MnasNetSpace, archs: Sequence[ArchSpec], profiler: Any, *,
+                  group: int = 8, on_group: Callable[[int], None] | None = None
+                  ) -> list[Any]:
+    """End-to-end `Measurement`s, timed round-robin in groups of `group` architectures."""
+    from .build import arch_onnx
+
+    out: list[Any] = []
+    for start in range(0, len(archs), group):
+        graphs = [arch_onnx(space, a) for a in archs[start:start + group]]
+        out.extend(profiler.measure_many(graphs))
+        if on_group is not None:
+            on_group(len(graphs))
+    return out
+
+
+def canary_ratio(space: MnasNetSpace, table: LatencyTable, profiler: Any) -> float | None:
+    """The fixed canary network now vs during the build (> 1: the machine is slower now);
+    None when the table was built without a canary."""
+    from .build import canary_onnx
+
+    then = [c["ms"] for c in table.canary if c.get("ms")]
+    if not then:
+        return None
+    return float(profiler.measure(canary_onnx(space)).ms / np.median(then))
+
+
+def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: int, *,
+             seed: int = VALIDATION_SEED, progress: bool = False) -> dict[str, Any]:
+    """Measure `samples` fresh architectures end to end and score `lut` and `flops` on them."""
+    from tqdm import tqdm
+
+    from .predictors import FlopsPredictor, LutPredictor
+
+    lut = LutPredictor(space, table)
+    flops = FlopsPredictor(space, table)
+    actions = validation_actions(space, samples, seed, [s["actions"] for s in table.samples])
+    archs = [space.decode(a) for a in actions]
+    started = time.time()
+    ratio_before = canary_ratio(space, table, profiler)
+    with tqdm(total=len(archs), desc="validate", unit="arch", disable=not progress) as bar:
+        measurements = measure_archs(space, archs, profiler, on_group=bar.update)
+    measured = np.array([m.ms for m in measurements])
+    spreads = np.array([m.spread for m in measurements])
+    return {
+        "samples": len(archs), "seed": seed,
+        "measurement_cv": float(np.median(spreads)),
+        "measurement_cv_p90": float(np.percentile(spreads, 90)),
+        "measured_ms": {"median": float(np.median(measured)), "min": float(measured.min()),
+                        "max": float(measured.max())},
+        "canary_ratio": ratio_before,
+        "lut": dict(fidelity(lut.predict_many(archs), measured), calibration=lut.calibration),
+        "flops": fidelity(flops.predict_many(archs), measured),
+        "measure_seconds": round(time.time() - started, 1),
+    }
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """lut and flops side by side, with the measurement's own spread."""
+    rows = [("metric", "lut", "flops")]
+    for key in METRICS:
+        fmt = "{:.1%}" if key != "kendall_tau" and key != "spearman_rho" else "{:.3f}"
+        rows.append((key, fmt.format(result["lut"][key]), fmt.format(result["flops"][key])))
+    widths = [max(len(r[c]) for r in rows) for c in range(3)]
+    lines = ["  ".join(cell.rjust(w) if c else cell.ljust(w) for c, (cell, w) in
+                       enumerate(zip(r, widths))) for r in rows]
+    lines.append(f"{result['samples']} architectures measured end to end (median "
+                 f"{result['measured_ms']['median']:.3f} ms); measurement spread (CV of "
+                 f"per-round medians) median {result['measurement_cv']:.1%}, p90 "
+                 f"{result['measurement_cv_p90']:.1%}; lut calibration "
+                 f"{result['lut']['calibration']}")
+    if result.get("canary_ratio") is not None:
+        lines.append(f"canary now / at build: {result['canary_ratio']:.3f} (machine speed drift; "
+                     "shifts MAPE, not the rank metrics)")
+    return "\n".join(lines)
