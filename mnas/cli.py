@@ -11,6 +11,7 @@ from typing import Sequence
 COMMAND_MODULES = (
     "mnas.commands.describe",
     "mnas.commands.export",
+    "mnas.commands.latency",
     "mnas.commands.search",
     "mnas.commands.train",
 )

@@ -1,0 +1,172 @@
+"""`mnas latency measure|build|validate`: time models, build lookup tables, check their fidelity.
+
+    mnas latency measure NAME_OR_BLOCK_STRINGS [--input-size N]
+    mnas latency build CONFIG --out FILE
+    mnas latency validate CONFIG --lut FILE --samples N [--json OUT]
+
+All timing is onnxruntime at batch 1 (see `latency.profiler`); the latency package and
+onnxruntime are imported only when one of these commands runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mnas.commands.describe import resolve_arch
+
+_PROFILER_FLAGS = ("provider", "threads", "runs", "rounds", "warmup")
+
+
+def _add_profiler_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("profiler (defaults: config's latency.kwargs.profiler, else "
+                             "CPUExecutionProvider, 1 thread, 10 warm-up, 3 rounds x 30 runs)")
+    g.add_argument("--provider", help="onnxruntime execution provider")
+    g.add_argument("--threads", type=int, help="intra-op threads")
+    g.add_argument("--runs", type=int, help="timed runs per round")
+    g.add_argument("--rounds", type=int, help="rounds (the spread is across rounds)")
+    g.add_argument("--warmup", type=int, help="untimed warm-up runs")
+
+
+def _profiler_dict(args: argparse.Namespace, base: Any = None) -> dict[str, Any]:
+    if base is not None and not isinstance(base, dict):
+        raise ValueError(f"latency.kwargs.profiler: expected a mapping, got {base!r}")
+    out = dict(base or {})
+    out.update({k: getattr(args, k) for k in _PROFILER_FLAGS if getattr(args, k) is not None})
+    return out
+
+
+def _run_measure(args: argparse.Namespace) -> int:
+    from latency import make_profiler
+    from latency.build import arch_onnx
+    from search_spaces.space import MnasNetSpace
+
+    if args.input_size < 1 or args.num_classes < 1:
+        raise ValueError("--input-size and --num-classes must be positive")
+    arch = resolve_arch(args.arch)
+    profiler = make_profiler(_profiler_dict(args))
+    space = MnasNetSpace(input_size=args.input_size, num_classes=args.num_classes)
+    m = profiler.measure(arch_onnx(space, arch))
+    cfg = profiler.config
+    label = " ".join(args.arch)
+    print(f"{label}: {m.ms:.3f} ms ({args.input_size}x{args.input_size}, batch 1; median of "
+          f"{cfg.rounds}x{cfg.runs} runs after {cfg.warmup} warm-up, spread {m.spread:.1%}; "
+          f"onnxruntime {profiler.provenance()['onnxruntime']} {cfg.provider}, "
+          f"{cfg.threads} thread{'s' if cfg.threads > 1 else ''})")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from mnas.config import load_config
+
+    return load_config(args.config, args.overrides)
+
+
+def _lut_kwargs(config: Any) -> dict[str, Any]:
+    """The lut predictor's kwargs in the config (profiler/build settings live there)."""
+    return dict(config.latency.kwargs) if config.latency.predictor == "lut" else {}
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from latency import make_profiler
+    from latency.build import BuildOptions, build_table
+
+    config = _config(args)
+    out = args.out or config.latency.table
+    if not out:
+        raise ValueError("latency build: needs --out FILE (or latency.table in the config)")
+    if os.path.isdir(out):
+        raise IsADirectoryError(f"{out}: is a directory (--out names the table file)")
+    kwargs = _lut_kwargs(config)
+    build = dict(kwargs.get("build") or {})
+    if args.calibration_samples is not None:
+        build["calibration_samples"] = args.calibration_samples
+    options = BuildOptions.from_dict(build)
+    profiler = make_profiler(_profiler_dict(args, kwargs.get("profiler")))
+    space = config.space
+    started = time.time()
+    table = build_table(space, profiler, out, options, progress=not args.no_progress)
+    cal = table.calibration
+    fits = cal.get("fits", {})
+    sel = cal.get("selected", "none")
+    print(f"wrote {out}: {len(table.entries)} entries, {len(table.samples)} calibration samples, "
+          f"space {table.fingerprint} at {space.input_size}x{space.input_size}, "
+          f"{(time.time() - started) / 60:.1f} min this session")
+    print(f"calibration {sel} (cross-validated MAPE {fits.get(sel, {}).get('cv_mape', float('nan')):.1%}"
+          f"; flops baseline {fits.get('flops', {}).get('cv_mape', float('nan')):.1%})")
+    return 0
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    from latency import load_table, make_profiler
+    from latency.profiler import ProfilerConfig, cpu_model, onnxruntime_version
+    from latency.validate import VALIDATION_SEED, format_report, validate
+
+    config = _config(args)
+    path = args.lut or config.latency.table
+    if not path:
+        raise ValueError("latency validate: needs --lut FILE (or latency.table in the config)")
+    if args.samples < 2:
+        raise ValueError(f"--samples: need at least 2 architectures, got {args.samples}")
+    table = load_table(path)
+    table.check_space(config.space)
+    prov = table.provenance
+    profiler = make_profiler(ProfilerConfig.from_dict(prov.get("profiler"),
+                                                      f"{path}: provenance.profiler"))
+    here = {"cpu": cpu_model(), "onnxruntime": onnxruntime_version()}
+    for key, now in here.items():
+        if prov.get(key) != now:
+            print(f"mnas latency: note: table measured with {key} {prov.get(key)!r}, this machine "
+                  f"has {now!r}", file=sys.stderr)
+    seed = VALIDATION_SEED if args.seed is None else args.seed
+    result = validate(config.space, table, profiler, args.samples, seed=seed,
+                      progress=not args.no_progress)
+    result.update(table=str(Path(path).resolve()), space_fingerprint=table.fingerprint,
+                  input_size=config.space.input_size)
+    print(format_report(result))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(f"{args.json}.tmp")
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
+        os.replace(tmp, args.json)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("latency", help="time models, build and validate latency lookup tables")
+    lsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    m = lsub.add_parser("measure", help="time one whole model end to end (onnxruntime, batch 1)")
+    m.add_argument("arch", nargs="+", help="reference name (e.g. mnasnet_a1, mobilenet_v2@0.5), "
+                   "block strings, or an export .json file")
+    m.add_argument("--input-size", type=int, default=224)
+    m.add_argument("--num-classes", type=int, default=1000)
+    _add_profiler_flags(m)
+    m.set_defaults(func=_run_measure)
+
+    b = lsub.add_parser("build", help="time every layer of a config's search space into a "
+                        "lookup table (resumable)")
+    b.add_argument("config", help="experiment YAML (its search_space section)")
+    b.add_argument("--out", help="table file (default: the config's latency.table); an "
+                   "unfinished one is resumed")
+    b.add_argument("--calibration-samples", type=int,
+                   help="end-to-end samples to fit the calibration (default 40)")
+    b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_profiler_flags(b)
+    b.set_defaults(func=_run_build)
+
+    v = lsub.add_parser("validate", help="compare lut and flops predictions with end-to-end "
+                        "measurements of fresh random architectures")
+    v.add_argument("config", help="experiment YAML (its search_space section)")
+    v.add_argument("--lut", help="table file (default: the config's latency.table)")
+    v.add_argument("--samples", type=int, default=50, help="architectures to measure (default 50)")
+    v.add_argument("--seed", type=int, default=None, help="sampling seed")
+    v.add_argument("--json", help="also write the figures to this JSON file")
+    v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    v.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v.set_defaults(func=_run_validate)
