@@ -1,0 +1,103 @@
+"""Shared fixtures: a tiny search space (22 table entries, 256 architectures), a real profiler
+with few runs, and one table built once per session, so the suite takes seconds."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from search_spaces.space import MnasNetSpace
+
+TINY: dict[str, Any] = {
+    "input_size": 16, "num_classes": 10, "stem_filters": 8, "stem_stride": 1,
+    "head_filters": 32, "width_divisor": 4, "ops": ["dconv", "mbconv3"], "kernels": [3, 5],
+    "se_ratios": [0.0], "skips": ["none", "identity"], "filter_multipliers": [1.0],
+    "layer_deltas": [0, 1],
+    "base": [{"kernel": 3, "stride": 1, "expansion": 1, "filters": 8, "layers": 1},
+             {"kernel": 3, "stride": 2, "expansion": 6, "filters": 12, "layers": 1}],
+}
+#: Few runs and no pinning: tests check behaviour, not precise timings (and leave the pinned
+#: core to whatever else is timing on this shared machine).
+FAST = {"warmup": 1, "runs": 3, "rounds": 2, "pin": False}
+TINY_BUILD = {"calibration_samples": 12, "chunk": 8, "canary": False}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """ONNX export of tiny layers gains nothing from more threads on a shared 2-core box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def tiny_space() -> MnasNetSpace:
+    return MnasNetSpace.from_dict(TINY)
+
+
+@pytest.fixture(scope="session")
+def fast_profiler() -> Any:
+    from latency import make_profiler
+    return make_profiler(FAST)
+
+
+@pytest.fixture(scope="session")
+def tiny_table_path(tmp_path_factory: pytest.TempPathFactory, fast_profiler: Any) -> Path:
+    """A complete, calibrated table of the tiny space (built once, read-only for tests)."""
+    from latency.build import BuildOptions, build_table
+    path = tmp_path_factory.mktemp("lut") / "tiny.json"
+    build_table(MnasNetSpace.from_dict(TINY), fast_profiler, path,
+                BuildOptions.from_dict(TINY_BUILD), progress=False)
+    return path
+
+
+class FakeProfiler:
+    """Deterministic stand-in for `Profiler`: ms from the graph's bytes; counts every call per
+    graph (short graphs are names, see test_build's fixture)."""
+
+    def __init__(self, tag: str = "fake") -> None:
+        from latency.profiler import ProfilerConfig
+        self.config = ProfilerConfig(**FAST)
+        self.tag = tag
+        self.calls: dict[str, int] = {}
+
+    def measure(self, onnx_bytes: bytes) -> Any:
+        from latency.profiler import Measurement
+        name = onnx_bytes.decode() if len(onnx_bytes) < 200 else \
+            hashlib.sha256(onnx_bytes).hexdigest()
+        self.calls[name] = self.calls.get(name, 0) + 1
+        return Measurement(ms=0.01 + len(onnx_bytes) / 1e7, spread=0.01)
+
+    def measure_many(self, graphs: list[bytes]) -> list[Any]:
+        return [self.measure(g) for g in graphs]
+
+    def provenance(self) -> dict[str, Any]:
+        return {"onnxruntime": "fake", "provider": "CPUExecutionProvider", "threads": 1,
+                "cpu": self.tag, "batch": 1, "profiler": self.config.to_dict(),
+                "date": "2026-01-01T00:00:00Z"}
+
+
+def sample_archs(space: MnasNetSpace, n: int, seed: int = 0) -> list[Any]:
+    rng = np.random.default_rng(seed)
+    return [space.sample(rng) for _ in range(n)]
+
+
+@pytest.fixture
+def fake_profiler_cls() -> type:
+    return FakeProfiler
+
+
+@pytest.fixture
+def tiny_dict() -> dict[str, Any]:
+    import copy
+    return copy.deepcopy(TINY)
+
+
+@pytest.fixture
+def tiny_archs(tiny_space: MnasNetSpace) -> list[Any]:
+    return sample_archs(tiny_space, 6, seed=3)

@@ -1,0 +1,116 @@
+"""Table builds: an interrupted build resumes, keeps what was finished and times nothing twice;
+a resume under other measurement conditions is refused."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from latency import load_table
+from latency.build import BuildOptions, build_table
+from latency.keys import space_entries
+from search_spaces.space import MnasNetSpace
+
+OPTIONS = BuildOptions(calibration_samples=6, chunk=5, canary=False)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _graphs_named_by_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Graphs are the entry key / the architecture's repr instead of exported ONNX, so the fake
+    profiler counts measurements per entry exactly (real exports carry random weights and are
+    never byte-identical), and the tests need no export time."""
+    import latency.build as build
+    monkeypatch.setattr(build, "entry_onnx", lambda e: e.key.encode())
+    monkeypatch.setattr(build, "arch_onnx", lambda space, arch: repr(arch).encode())
+    monkeypatch.setattr(build, "canary_onnx", lambda space: b"canary")
+
+
+def _stop_after(chunks: int) -> Any:
+    seen = []
+
+    def on_chunk(done: int) -> None:
+        seen.append(done)
+        if len(seen) == chunks:
+            raise Interrupt
+
+    return on_chunk
+
+
+def test_interrupted_build_resumes_without_measuring_twice(
+        tmp_path: Path, tiny_space: MnasNetSpace, fake_profiler_cls: type) -> None:
+    out = tmp_path / "t.json"
+    profiler = fake_profiler_cls()
+    with pytest.raises(Interrupt):
+        build_table(tiny_space, profiler, out, OPTIONS, progress=False, on_chunk=_stop_after(2))
+    partial = load_table(out)
+    assert not partial.complete and len(partial.entries) == 2 * OPTIONS.chunk
+    assert partial.samples  # calibration samples are measured between chunks
+    first_calls = sum(profiler.calls.values())
+    assert first_calls == len(partial.entries) + len(partial.samples)
+
+    table = build_table(tiny_space, profiler, out, OPTIONS, progress=False)
+    assert table.complete and table.calibration["selected"]
+    for key, value in partial.entries.items():  # finished entries kept as they were
+        assert table.entries[key] == value
+    entries = space_entries(tiny_space)
+    assert set(table.entries) == {e.key for e in entries}
+    assert len(table.samples) == OPTIONS.calibration_samples
+    assert partial.samples == table.samples[:len(partial.samples)]
+    # nothing measured twice: one call per distinct graph over both sessions
+    assert max(profiler.calls.values()) == 1
+    assert sum(profiler.calls.values()) == len(entries) + OPTIONS.calibration_samples
+    assert {e.key for e in entries} <= set(profiler.calls)
+
+
+def test_complete_table_is_not_rebuilt(tmp_path: Path, tiny_space: MnasNetSpace,
+                                       fake_profiler_cls: type) -> None:
+    out = tmp_path / "t.json"
+    build_table(tiny_space, fake_profiler_cls(), out, OPTIONS, progress=False)
+    again = fake_profiler_cls()
+    build_table(tiny_space, again, out, OPTIONS, progress=False)
+    assert sum(again.calls.values()) == 0
+
+
+def test_resume_on_another_machine_is_refused(tmp_path: Path, tiny_space: MnasNetSpace,
+                                              fake_profiler_cls: type) -> None:
+    out = tmp_path / "t.json"
+    with pytest.raises(Interrupt):
+        build_table(tiny_space, fake_profiler_cls("cpu A"), out, OPTIONS, progress=False,
+                    on_chunk=_stop_after(1))
+    with pytest.raises(ValueError, match="cannot resume: cpu was 'cpu A', now 'cpu B'"):
+        build_table(tiny_space, fake_profiler_cls("cpu B"), out, OPTIONS, progress=False)
+
+
+def test_resume_for_another_space_is_refused(tmp_path: Path, tiny_space: MnasNetSpace,
+                                             tiny_dict: dict[str, Any],
+                                             fake_profiler_cls: type) -> None:
+    out = tmp_path / "t.json"
+    with pytest.raises(Interrupt):
+        build_table(tiny_space, fake_profiler_cls(), out, OPTIONS, progress=False,
+                    on_chunk=_stop_after(1))
+    other = MnasNetSpace.from_dict({**tiny_dict, "input_size": 24})
+    with pytest.raises(ValueError, match=r"another search space: input_size \(table 16, config 24"):
+        build_table(other, fake_profiler_cls(), out, OPTIONS, progress=False)
+
+
+def test_build_with_canary_records_it(tmp_path: Path, tiny_space: MnasNetSpace,
+                                      fake_profiler_cls: type) -> None:
+    out = tmp_path / "t.json"
+    table = build_table(tiny_space, fake_profiler_cls(), out,
+                        BuildOptions(calibration_samples=6, chunk=10), progress=False)
+    assert len(table.canary) >= 2 and all(c["ratio"] == 1.0 for c in table.canary)
+    assert json.loads(out.read_text())["complete"] is True
+
+
+@pytest.mark.parametrize("bad, key", [({"chunk": 0}, "chunk"), ({"drift_tol": -1}, "drift_tol"),
+                                      ({"calibration_samples": 2.5}, "calibration_samples"),
+                                      ({"chunks": 3}, "chunks")])
+def test_build_options_errors(bad: dict[str, Any], key: str) -> None:
+    with pytest.raises(ValueError, match=f"latency.build.{key}"):
+        BuildOptions.from_dict(bad)
