@@ -1,0 +1,166 @@
+"""Latency benchmark: lookup-table build time, lut vs flops fidelity, predict_many throughput.
+
+For the full default MnasNet space at 224x224 and at 32x32: build the table (timed; every layer
+plus calibration samples), then measure fresh random architectures end to end (never the
+calibration ones) and score `lut` and `flops` on them (MAPE, within +-5% / +-10%, Kendall tau,
+Spearman rho) next to the measurement's own spread (median CV across rounds). Then time
+`LutPredictor.predict_many` on the 224 table (archs/s, median of repeats, fresh predictor cache
+and warm). onnxruntime CPUExecutionProvider, one thread, batch 1, pinned to one core.
+
+    .venv/bin/python bench/latency_bench.py [--samples 100] [--sizes 32 224] [--quick]
+
+Writes bench/results/latency.json after every stage (so a cut-off run keeps what finished) and
+prints a table. Tables go to runs/latency/bench_<size>.json; an existing complete table is
+rebuilt only with --rebuild (its build time is then not re-measured: see `build.reused`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the checkout, even if the installed package is stale
+
+import torch  # noqa: E402
+
+from latency import load_table, make_profiler  # noqa: E402
+from latency.build import BuildOptions, build_table  # noqa: E402
+from latency.keys import space_entries  # noqa: E402
+from latency.predictors import LutPredictor  # noqa: E402
+from latency.validate import METRICS, validate  # noqa: E402
+from search_spaces.space import MnasNetSpace  # noqa: E402
+
+PROFILER = {"provider": "CPUExecutionProvider", "threads": 1, "warmup": 10, "runs": 30,
+            "rounds": 3}
+
+
+def _write(out: Path, result: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, out)
+
+
+def bench_size(size: int, samples: int, calibration: int, table_dir: Path, rebuild: bool,
+               progress: bool) -> dict[str, Any]:
+    """Build (timed) and validate the table of the default space at `size`."""
+    space = MnasNetSpace(input_size=size)
+    path = table_dir / f"bench_{size}.json"
+    if rebuild and path.exists():
+        path.unlink()
+    reused = path.exists() and load_table(path).complete
+    profiler = make_profiler(PROFILER)
+    load0, t0 = os.getloadavg()[0], time.time()
+    table = build_table(space, profiler, path, BuildOptions(calibration_samples=calibration),
+                        progress=progress)
+    build_s = time.time() - t0
+    fits = table.calibration["fits"]
+    out: dict[str, Any] = {
+        "input_size": size, "table": str(path), "entries": len(table.entries),
+        "space_entries": len(space_entries(space)),
+        "build": {"seconds": round(build_s, 1), "minutes": round(build_s / 60, 2),
+                  "reused": reused, "calibration_samples": len(table.samples),
+                  "loadavg_1min_at_start": round(load0, 2),
+                  "canary_checks": len(table.canary),
+                  "canary_ratio_range": [round(min(c["ratio"] for c in table.canary), 3),
+                                         round(max(c["ratio"] for c in table.canary), 3)]
+                  if table.canary else None,
+                  "entry_spread_median": float(np.median([e["spread"] for e in
+                                                          table.entries.values()])),
+                  "calibration_selected": table.calibration["selected"],
+                  "calibration_cv_mape": {k: v["cv_mape"] for k, v in fits.items()}},
+        "provenance": table.provenance,
+    }
+    load1 = os.getloadavg()[0]
+    out["validation"] = validate(space, table, profiler, samples, progress=progress)
+    out["validation"]["loadavg_1min"] = [round(load1, 2), round(os.getloadavg()[0], 2)]
+    return out
+
+
+def bench_throughput(table_path: Path, n: int, repeats: int) -> dict[str, Any]:
+    """predict_many archs/s: a fresh predictor (cold block cache) and the same one again."""
+    table = load_table(table_path)
+    space = MnasNetSpace.from_dict(table.space)
+    rng = np.random.default_rng(7)
+    archs = [space.sample(rng) for _ in range(n)]
+    cold, warm = [], []
+    for _ in range(repeats):
+        lut = LutPredictor(space, table)
+        t = time.perf_counter()
+        first = lut.predict_many(archs)
+        cold.append(n / (time.perf_counter() - t))
+        t = time.perf_counter()
+        again = lut.predict_many(archs)
+        warm.append(n / (time.perf_counter() - t))
+        if not np.array_equal(first, again):
+            raise RuntimeError("predict_many is not deterministic")
+    one = LutPredictor(space, table)
+    t = time.perf_counter()
+    for a in archs[:2000]:
+        one.predict(a)
+    single = 2000 / (time.perf_counter() - t)
+    return {"archs": n, "repeats": repeats, "cold_archs_per_s": float(np.median(cold)),
+            "warm_archs_per_s": float(np.median(warm)), "predict_one_per_s": single,
+            "target_archs_per_s": 50_000}
+
+
+def print_report(result: dict[str, Any]) -> None:
+    for size in result["sizes"]:
+        r = result.get(f"r{size}")
+        if not r:
+            continue
+        b, v = r["build"], r["validation"]
+        print(f"\n{size}x{size}: {r['entries']} entries built in {b['minutes']:.1f} min"
+              f"{' (reused table)' if b['reused'] else ''}; {v['samples']} validation archs, "
+              f"measurement CV median {v['measurement_cv']:.1%} (p90 "
+              f"{v['measurement_cv_p90']:.1%}); canary ratio {v['canary_ratio']}")
+        print(f"  {'metric':<13}{'lut':>9}{'flops':>9}")
+        for key in METRICS:
+            fmt = "{:>9.3f}" if "tau" in key or "rho" in key else "{:>9.1%}"
+            print(f"  {key:<13}" + fmt.format(v["lut"][key]) + fmt.format(v["flops"][key]))
+    t = result.get("throughput")
+    if t:
+        print(f"\npredict_many: {t['cold_archs_per_s']:,.0f} archs/s cold cache, "
+              f"{t['warm_archs_per_s']:,.0f} warm ({t['archs']} archs, median of "
+              f"{t['repeats']}); predict(): {t['predict_one_per_s']:,.0f}/s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[32, 224])
+    ap.add_argument("--samples", type=int, default=100, help="validation archs per size")
+    ap.add_argument("--calibration-samples", type=int, default=40)
+    ap.add_argument("--table-dir", type=Path, default=ROOT / "runs" / "latency")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latency.json")
+    ap.add_argument("--rebuild", action="store_true", help="rebuild existing tables (timed)")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(1)  # exports only; timing is onnxruntime's, pinned to one core
+    result: dict[str, Any] = {
+        "command": "python bench/latency_bench.py " + " ".join(sys.argv[1:]),
+        "sizes": args.sizes, "samples": args.samples,
+        "calibration_samples": args.calibration_samples, "profiler": PROFILER,
+        "cpu_count": os.cpu_count(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                              time.gmtime()),
+    }
+    for size in args.sizes:
+        result[f"r{size}"] = bench_size(size, args.samples, args.calibration_samples,
+                                        args.table_dir, args.rebuild, not args.no_progress)
+        _write(args.out, result)
+    big = max(args.sizes)
+    result["throughput"] = bench_throughput(args.table_dir / f"bench_{big}.json", 100_000, 5)
+    result["throughput"]["table_input_size"] = big
+    result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    _write(args.out, result)
+    print_report(result)
+
+
+if __name__ == "__main__":
+    main()
