@@ -271,11 +271,35 @@ def _validated(path: Path, images: np.ndarray, labels: np.ndarray,
     return images, labels, limit
 
 
-def _cifar_batches(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The official CIFAR-10 python directory (data_batch_1..5). Those files are pickles: that is
-    the data set's published format, so they are read with pickle (encoding='bytes') and nothing
-    else here unpickles. Only point this at a CIFAR-10 download you trust; prefer an .npz."""
+#: The only globals a CIFAR-10 python batch may name: numpy array reconstruction (numpy 1.x and
+#: 2.x module names) and `_codecs.encode` (bytes in protocol-2 pickles). Nothing that runs code.
+_CIFAR_PICKLE_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")})
+
+
+def _load_cifar_pickle(path: Path) -> object:
+    """Unpickle one CIFAR-10 batch with an allow-list of globals (`_CIFAR_PICKLE_GLOBALS`): a
+    file that names anything else (e.g. os.system) is refused, not executed."""
     import pickle
+
+    class _Restricted(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> object:
+            if (module, name) not in _CIFAR_PICKLE_GLOBALS:
+                raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
+            return super().find_class(module, name)
+
+    try:
+        with path.open("rb") as fh:
+            return _Restricted(fh, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a CIFAR-10 python batch ({exc})") from None
+
+
+def _cifar_batches(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The official CIFAR-10 python directory (data_batch_1..5). Those files are pickles (the
+    data set's published format); they are read by a restricted unpickler that only rebuilds
+    numpy arrays and refuses any other global, so a tampered file cannot run code."""
     files = [path / f"data_batch_{i}" for i in range(1, 6)]
     missing = [f.name for f in files if not f.is_file()]
     if missing:
@@ -283,8 +307,7 @@ def _cifar_batches(path: Path) -> tuple[np.ndarray, np.ndarray]:
                                 f"missing {', '.join(missing)}")
     images, labels = [], []
     for f in files:
-        with f.open("rb") as fh:
-            batch = pickle.load(fh, encoding="bytes")
+        batch = _load_cifar_pickle(f)
         if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
             raise ValueError(f"{f}: expected a CIFAR-10 batch with b'data' and b'labels'")
         images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))

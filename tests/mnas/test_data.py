@@ -144,3 +144,34 @@ def test_shared_mnist() -> None:
     d = load_dataset(DataConfig(name="mnist", path=str(SHARED / "mnist.npz"), max_train=500,
                                 max_val=100))
     assert d.train_x.shape == (500, 1, 28, 28) and d.num_classes == 10
+
+
+def test_cifar_batches_refuse_pickles_that_name_other_globals(tmp_path: Path) -> None:
+    """A tampered CIFAR-10 batch cannot run code: only numpy array globals are unpickled."""
+    import pickle
+
+    class Evil:
+        def __reduce__(self):  # noqa: ANN204 - what an attacker would put in the file
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    rng = np.random.default_rng(0)
+    for i in range(1, 6):
+        batch = {b"data": rng.integers(0, 255, (6, 3072), dtype=np.uint8),
+                 b"labels": list(range(6))}
+        (tmp_path / f"data_batch_{i}").write_bytes(pickle.dumps(batch, protocol=2))
+    images, _, _ = read_arrays(DataConfig(name="cifar10", path=str(tmp_path)))  # protocol 2 ok
+    assert images.shape == (30, 32, 32, 3)
+    (tmp_path / "data_batch_3").write_bytes(pickle.dumps({b"data": Evil(), b"labels": [0]}))
+    with pytest.raises(ValueError, match=r"data_batch_3: not a CIFAR-10 python batch .*system"):
+        read_arrays(DataConfig(name="cifar10", path=str(tmp_path)))
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "cifar10-jpeg-train.npz").exists(), reason="shared data absent")
+def test_shared_cifar10(tmp_path: Path) -> None:
+    d = load_dataset(DataConfig(name="cifar10", path=str(SHARED / "cifar10-jpeg-train.npz"),
+                                input_size=32, max_train=1000, max_val=200,
+                                cache_dir=str(tmp_path)))
+    assert d.train_x.shape == (1000, 3, 32, 32) and d.num_classes == 10 and d.flip
+    assert torch.bincount(d.train_y, minlength=10).min() >= 90  # stratified
