@@ -167,6 +167,8 @@ def finished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Pa
     assert search(config, "--run-dir", run_dir) == 0
     capsys.readouterr()
     assert len(load_history(run_dir / "history.jsonl")) == 4
+    from mnas.config import load_config  # the resolved config is saved in the run dir
+    assert load_config(run_dir / "config.yaml") == load_config(config)
     return config, run_dir
 
 

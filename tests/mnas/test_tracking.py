@@ -59,6 +59,27 @@ def test_tracker_writes_scalars_histograms_and_hparams(tmp_path):
     assert {"child/reward", "child/accuracy", "child/latency_ms", "search/best_reward",
             "controller/loss", "controller/entropy"} <= set(tags["scalars"])
     assert "choices/block1.op" in tags["histograms"]
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    written = {v.tag for f in (tmp_path / "tb").glob("events.out.tfevents.*")
+               for e in EventFileLoader(str(f)).Load() for v in e.summary.value}
+    assert {"_hparams_/session_start_info", "hparam/best_reward"} <= written  # the HParams tab
     best = [e.value for e in acc.Scalars("search/best_reward")]
     assert best == sorted(best) and best[-1] == pytest.approx(max(r["reward"] for r in records))
     assert len(acc.Scalars("child/accuracy")) == len(records) - 1  # failed child: no accuracy
+
+
+def test_progress_shows_done_total_running_best_and_eta(capsys):
+    from mnas.progress import Progress
+
+    bar = Progress(10, 2, enabled=True)
+    bar.update(3, 2, {"reward": 0.61234, "accuracy": 0.7, "latency_ms": 1.25})
+    bar.update(5, 2, {"reward": 0.7, "accuracy": 0.75, "latency_ms": 1.0})
+    bar.close()
+    err = capsys.readouterr().err
+    last = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "5/10" in last and "running=2" in last and "best=0.7000" in last
+    assert "<" in last  # tqdm's elapsed<remaining (ETA)
+    quiet = Progress(10, 0, enabled=False)
+    quiet.update(1, 1, None)
+    quiet.close()
+    assert capsys.readouterr().err == ""
