@@ -101,10 +101,20 @@ def check_inputs(config: ExperimentConfig) -> None:
                          f"(data set {data.name!r})")
 
 
-def is_disk_error(exc: BaseException) -> bool:
-    """An OSError about the run dir's storage (full, read-only, quota, I/O)."""
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT,
-                                                       errno.EIO, errno.EACCES, errno.EPERM)
+def is_disk_error(exc: BaseException, run_dir: Path) -> bool:
+    """An OSError from writing the run dir: storage full, read-only, over quota or failing; or
+    permissions lost on a file in the run dir (a write error without a file name counts: the
+    search writes nothing but the run dir)."""
+    if not isinstance(exc, OSError):
+        return False
+    if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO):
+        return True
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        if exc.filename is None:
+            return True
+        inside = os.path.abspath(os.fspath(exc.filename))
+        return inside.startswith(os.path.abspath(run_dir) + os.sep)
+    return False
 
 
 def create_predictor(config: ExperimentConfig,

@@ -110,12 +110,13 @@ def run(args: argparse.Namespace) -> int:
               f"resume with: {_resume_hint(args, run_dir)}", file=sys.stderr)
         return code
     except OSError as exc:
-        if search is None or not is_disk_error(exc):
+        if search is None or not is_disk_error(exc, run_dir):
             raise
         # disk full / read-only / permissions mid-search: everything recorded so far is durable
         # (each history line is fsync'd before it counts), the child being written is in flight
         # in the checkpoint and re-runs on resume
-        print(f"mnas search: error: cannot write to {run_dir} ({exc.strerror or exc}); "
+        where = exc.filename or run_dir
+        print(f"mnas search: error: {where}: cannot write ({exc.strerror or exc}); "
               f"{len(search.records)} children recorded are safe; free space, then resume with: "
               f"{_resume_hint(args, run_dir)}", file=sys.stderr)
         return EXIT_DISK

@@ -317,29 +317,49 @@ def test_failing_children_get_the_configured_reward_and_the_search_goes_on(
         assert all("simulated crash" in r["error"] for r in bad)
 
 
+@pytest.mark.parametrize("target, code", [
+    ("history", errno.ENOSPC), ("checkpoint", errno.ENOSPC), ("history", errno.EROFS)])
 def test_disk_full_mid_search_is_one_line_and_resumable(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        target: str, code: int) -> None:
+    """The file system fills up (or turns read-only) while children train: one error line with
+    the resume command, exit 1, every recorded child kept; the resume ends with the budget."""
+    import mnas.search as search_mod
+
     config = _write(tmp_path, _with({"budget.children": 6}))
     run_dir = tmp_path / "run"
-    original, calls = HistoryWriter.append, []
+    owner, name = (HistoryWriter, "append") if target == "history" \
+        else (search_mod, "save_checkpoint")
+    original, calls = getattr(owner, name), []
 
-    def append(self: HistoryWriter, record: dict[str, Any]) -> None:
+    def failing(*args: Any) -> Any:
         calls.append(1)
-        if len(calls) > 3:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        original(self, record)
+        if len(calls) > 4:
+            raise OSError(code, os.strerror(code))
+        return original(*args)
 
     with monkeypatch.context() as m:
-        m.setattr(HistoryWriter, "append", append)
+        m.setattr(owner, name, failing)
         assert search(config, "--run-dir", run_dir) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
     line = [x for x in err.splitlines() if x.startswith("mnas search: error:")]
-    assert len(line) == 1 and "No space left on device" in line[0]
-    assert "3 children recorded are safe" in line[0] and "--resume" in line[0]
     before = load_history(run_dir / "history.jsonl")
-    assert len(before) == 3
+    assert 0 < len(before) < 6
+    assert len(line) == 1 and os.strerror(code) in line[0] and "--resume" in line[0]
+    assert f"{len(before)} children recorded are safe" in line[0]
     assert search(config, "--run-dir", run_dir, "--resume") == 0
     after = load_history(run_dir / "history.jsonl")
-    assert after[:3] == before and [r["index"] for r in after] == list(range(6))
+    assert after[:len(before)] == before and [r["index"] for r in after] == list(range(6))
+
+
+def test_is_disk_error_only_blames_the_run_dir_for_its_own_files(tmp_path: Path) -> None:
+    from mnas.runner import is_disk_error
+
+    run = tmp_path / "run"
+    assert is_disk_error(OSError(errno.ENOSPC, "full"), run)
+    assert is_disk_error(PermissionError(errno.EACCES, "denied", str(run / "history.jsonl")), run)
+    assert is_disk_error(PermissionError(errno.EACCES, "denied"), run)
+    assert not is_disk_error(PermissionError(errno.EACCES, "denied", "/data/x.npz"), run)
+    assert not is_disk_error(OSError(errno.ECONNREFUSED, "refused"), run)
+    assert not is_disk_error(ValueError("x"), run)
