@@ -127,15 +127,17 @@ def create_predictor(config: ExperimentConfig,
     lat = config.latency
     try:
         return factory(lat.predictor, space=config.space, table=lat.table, **dict(lat.kwargs))
-    except (ValueError, FileNotFoundError, TypeError) as exc:
-        if isinstance(exc, TypeError) and "argument" not in str(exc):
-            raise  # a bug, not a config value
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if isinstance(exc, TypeError):
-            message = f"latency.kwargs: not accepted by predictor {lat.predictor!r} ({message})"
-        elif not message.startswith("latency."):
-            key = "latency.table" if "table" in message else "latency"
-            message = f"{key}: {message}"
+    except Exception as exc:  # noqa: BLE001 - sorted below; anything else is re-raised
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, (ValueError, FileNotFoundError)):
+            key = "latency.table" if "table" in text else "latency"
+            message = text if text.startswith("latency.") else f"{key}: {text}"
+        elif isinstance(exc, TypeError) and "argument" in text:
+            message = f"latency.kwargs: not accepted by predictor {lat.predictor!r} ({text})"
+        elif ":" in lat.predictor:  # user code named by the config failed
+            message = f"latency.predictor: {lat.predictor!r} raised {type(exc).__name__}: {text}"
+        else:
+            raise  # a bug in mnas, not a config value
         prefix = f"{source}: " if source is not None else ""
         raise ValueError(prefix + message) from None
 

@@ -153,6 +153,20 @@ def test_bad_latency_table_names_file_and_key(tmp_path: Path, capsys: pytest.Cap
     _one_line_error(capsys, str(config), "latency.table", str(path), fragment)
 
 
+def test_custom_predictor_that_fails_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """User code named by `latency.predictor` that raises on import or construction."""
+    (tmp_path / "broken_at_import.py").write_text("raise RuntimeError('boom at import')\n")
+    (tmp_path / "broken_ctor.py").write_text(
+        "class Pred:\n    def __init__(self, space):\n        raise RuntimeError('ctor boom')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name, fragment in (("broken_at_import:Pred", "boom at import"),
+                           ("broken_ctor:Pred", "'broken_ctor:Pred' raised RuntimeError: ctor")):
+        config = _write(tmp_path, _with({"latency.predictor": name, "latency.kwargs": {}}))
+        assert search(config, "--run-dir", tmp_path / "run") == 2
+        _one_line_error(capsys, str(config), "latency.predictor", fragment)
+
+
 def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert search(tmp_path / "nope.yaml") == 2
     _one_line_error(capsys, "nope.yaml: no such experiment config")
