@@ -22,7 +22,8 @@ class CliError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mnas", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="mnas", description="Platform-aware neural architecture search (MnasNet) on your own device.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
