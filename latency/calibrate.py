@@ -3,8 +3,9 @@
 Summing isolated layers misses graph-level effects (per-run overhead, caches that are cold inside
 a network, fusion across layer boundaries). We fit small linear models on end-to-end measurements
 and keep the one with the lowest cross-validated error. Fits minimise *relative* error (rows
-divided by the measured time) with non-negative slopes, so a calibration can only rescale costs,
-never invert them.
+divided by the measured time) with non-negative slopes on costs, so a calibration can only
+rescale them, never invert them; the per-layer count's slope is free, since timing layers one by
+one pays a per-call overhead once per layer that the whole network pays once.
 """
 from __future__ import annotations
 
@@ -23,17 +24,23 @@ KINDS: dict[str, tuple[str, ...]] = {
 FLOPS_FEATURES = ("mmacs",)
 
 
-def fit_linear(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    """Least relative squared error y ~ intercept + x @ coef, coef >= 0, intercept free."""
+def fit_linear(x: np.ndarray, y: np.ndarray, free: Sequence[int] = ()
+               ) -> tuple[np.ndarray, float]:
+    """Least relative squared error y ~ intercept + x @ coef, coef >= 0 except the columns in
+    `free`; intercept free (free terms are fitted as a difference of two non-negative ones)."""
     x = np.asarray(x, dtype=float).reshape(len(y), -1)
     y = np.asarray(y, dtype=float)
     w = 1.0 / y
-    design = np.hstack([x, np.ones((len(y), 1)), -np.ones((len(y), 1))]) * w[:, None]
-    sol, _ = nnls(design, np.ones(len(y)), maxiter=50 * design.shape[1])
-    return sol[:-2], float(sol[-2] - sol[-1])
+    k, free = x.shape[1], list(free)
+    design = np.hstack([x, -x[:, free], np.ones((len(y), 1)), -np.ones((len(y), 1))])
+    sol, _ = nnls(design * w[:, None], np.ones(len(y)), maxiter=50 * design.shape[1])
+    coef = sol[:k].copy()
+    coef[free] -= sol[k:k + len(free)]
+    return coef, float(sol[-2] - sol[-1])
 
 
-def cv_mape(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> float:
+def cv_mape(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0,
+            free: Sequence[int] = ()) -> float:
     """K-fold cross-validated mean absolute percentage error of `fit_linear`."""
     n = len(y)
     if n < folds + 2:
@@ -43,7 +50,7 @@ def cv_mape(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> floa
     for f in range(folds):
         test = order[f::folds]
         train = np.setdiff1d(order, test)
-        coef, b = fit_linear(x[train], y[train])
+        coef, b = fit_linear(x[train], y[train], free)
         pred = x[test] @ coef + b
         errors[test] = np.abs(pred - y[test]) / y[test]
     return float(errors.mean())
@@ -58,9 +65,10 @@ def fit_calibrations(features: dict[str, np.ndarray], y: Sequence[float]) -> dic
         x = np.hstack([features[n].reshape(len(y), -1) for n in names])
         if x.shape[1] + 1 > max(2, len(y) // 5) and kind not in ("linear", "flops"):
             continue
-        coef, intercept = fit_linear(x, y)
+        free = [x.shape[1] - 1] if names[-1] == "layers" else []
+        coef, intercept = fit_linear(x, y, free)
         fits[kind] = {"features": list(names), "coef": coef.tolist(), "intercept": intercept,
-                      "cv_mape": cv_mape(x, y)}
+                      "cv_mape": cv_mape(x, y, free=free)}
     candidates = {k: v["cv_mape"] for k, v in fits.items() if k != "flops"}
     finite = {k: v for k, v in candidates.items() if np.isfinite(v)}
     selected = min(finite, key=finite.get) if finite else "linear"

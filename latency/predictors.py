@@ -30,9 +30,9 @@ class _FeatureCache:
         self.space, self.entries, self.on_missing, self.where = space, entries, on_missing, where
         self.n_pos = len(space.base) + 2
         self.width = len(_BASE_FEATURES) + self.n_pos
-        self.rows: list[np.ndarray] = []
+        self.n_rows = 0
         self.index: dict[Any, int] = {}
-        self.matrix = np.zeros((0, self.width))
+        self.matrix = np.zeros((64, self.width))  # grown by doubling: predict() stays O(1)
 
     def _ms(self, key: str, entry: Entry | None = None) -> float:
         if self.entries is None:
@@ -46,11 +46,13 @@ class _FeatureCache:
         return value
 
     def _row(self, pos: int, ms: float, layers: int, macs: int) -> int:
-        row = np.zeros(self.width)
+        if self.n_rows == len(self.matrix):
+            self.matrix = np.vstack([self.matrix, np.zeros_like(self.matrix)])
+        row = self.matrix[self.n_rows]
         row[:3] = (ms, layers, macs / 1e6)
         row[3 + pos] = ms
-        self.rows.append(row)
-        return len(self.rows) - 1
+        self.n_rows += 1
+        return self.n_rows - 1
 
     def block_row(self, pos: int, block: BlockSpec, res: int) -> int:
         key = (pos, block, res)
@@ -103,9 +105,7 @@ class _FeatureCache:
         return out
 
     def features(self, archs: Sequence[ArchSpec]) -> np.ndarray:
-        idx = self.indices(archs)
-        if len(self.matrix) != len(self.rows):
-            self.matrix = np.vstack(self.rows)
+        idx = self.indices(archs)  # first: it may grow the matrix
         return self.matrix[idx].sum(axis=1)
 
 

@@ -107,6 +107,7 @@ def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: i
         measurements = measure_archs(space, archs, profiler, on_group=bar.update)
     measured = np.array([m.ms for m in measurements])
     spreads = np.array([m.spread for m in measurements])
+    lut_ms, flops_ms = lut.predict_many(archs), flops.predict_many(archs)
     return {
         "samples": len(archs), "seed": seed,
         "measurement_cv": float(np.median(spreads)),
@@ -114,9 +115,12 @@ def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: i
         "measured_ms": {"median": float(np.median(measured)), "min": float(measured.min()),
                         "max": float(measured.max())},
         "canary_ratio": ratio_before,
-        "lut": dict(fidelity(lut.predict_many(archs), measured), calibration=lut.calibration),
-        "flops": fidelity(flops.predict_many(archs), measured),
+        "lut": dict(fidelity(lut_ms, measured), calibration=lut.calibration),
+        "flops": fidelity(flops_ms, measured),
         "measure_seconds": round(time.time() - started, 1),
+        "per_arch": {"actions": actions, "measured_ms": measured.tolist(),
+                     "spread": spreads.tolist(), "lut_ms": lut_ms.tolist(),
+                     "flops_ms": flops_ms.tolist()},
     }
 
 
