@@ -7,11 +7,11 @@ Spearman rho) next to the measurement's own spread (median CV across rounds). Th
 `LutPredictor.predict_many` on the 224 table (archs/s, median of repeats, fresh predictor cache
 and warm). onnxruntime CPUExecutionProvider, one thread, batch 1, pinned to one core.
 
-    .venv/bin/python bench/latency_bench.py [--samples 100] [--sizes 32 224] [--quick]
+    .venv/bin/python bench/latency_bench.py [--samples 100] [--sizes 32 224] [--statistic min]
 
 Writes bench/results/latency.json after every stage (so a cut-off run keeps what finished) and
-prints a table. Tables go to runs/latency/bench_<size>.json; an existing complete table is
-rebuilt only with --rebuild (its build time is then not re-measured: see `build.reused`).
+prints a table. Tables go to runs/latency/bench_<size>_<statistic>.json; an existing complete
+table is reused (its build time is then not re-measured: see `build.reused`) unless --rebuild.
 """
 from __future__ import annotations
 
@@ -49,14 +49,14 @@ def _write(out: Path, result: dict[str, Any]) -> None:
 
 
 def bench_size(size: int, samples: int, calibration: int, table_dir: Path, rebuild: bool,
-               progress: bool) -> dict[str, Any]:
+               progress: bool, profiler_cfg: dict[str, Any]) -> dict[str, Any]:
     """Build (timed) and validate the table of the default space at `size`."""
     space = MnasNetSpace(input_size=size)
-    path = table_dir / f"bench_{size}.json"
+    path = table_dir / f"bench_{size}_{profiler_cfg['statistic']}.json"
     if rebuild and path.exists():
         path.unlink()
     reused = path.exists() and load_table(path).complete
-    profiler = make_profiler(PROFILER)
+    profiler = make_profiler(profiler_cfg)
     load0, t0 = os.getloadavg()[0], time.time()
     table = build_table(space, profiler, path, BuildOptions(calibration_samples=calibration),
                         progress=progress)
@@ -138,24 +138,32 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=100, help="validation archs per size")
     ap.add_argument("--calibration-samples", type=int, default=40)
     ap.add_argument("--table-dir", type=Path, default=ROOT / "runs" / "latency")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latency.json")
+    ap.add_argument("--statistic", default="median", help="profiler statistic of the runs "
+                    "(median: the default; min is far steadier on a noisy shared VM)")
+    ap.add_argument("--out", type=Path, help="default bench/results/latency.json (median) or "
+                    "latency_<statistic>.json")
     ap.add_argument("--rebuild", action="store_true", help="rebuild existing tables (timed)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args()
+    profiler_cfg = dict(PROFILER, statistic=args.statistic)
+    suffix = "" if args.statistic == "median" else f"_{args.statistic}"
+    args.out = args.out or ROOT / "bench" / "results" / f"latency{suffix}.json"
     torch.set_num_threads(1)  # exports only; timing is onnxruntime's, pinned to one core
     result: dict[str, Any] = {
         "command": "python bench/latency_bench.py " + " ".join(sys.argv[1:]),
         "sizes": args.sizes, "samples": args.samples,
-        "calibration_samples": args.calibration_samples, "profiler": PROFILER,
+        "calibration_samples": args.calibration_samples, "profiler": profiler_cfg,
         "cpu_count": os.cpu_count(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                               time.gmtime()),
     }
     for size in args.sizes:
         result[f"r{size}"] = bench_size(size, args.samples, args.calibration_samples,
-                                        args.table_dir, args.rebuild, not args.no_progress)
+                                        args.table_dir, args.rebuild, not args.no_progress,
+                                        profiler_cfg)
         _write(args.out, result)
     big = max(args.sizes)
-    result["throughput"] = bench_throughput(args.table_dir / f"bench_{big}.json", 100_000, 5)
+    result["throughput"] = bench_throughput(
+        args.table_dir / f"bench_{big}_{args.statistic}.json", 100_000, 5)
     result["throughput"]["table_input_size"] = big
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     _write(args.out, result)

@@ -19,7 +19,7 @@ from typing import Any
 
 from mnas.commands.describe import resolve_arch
 
-_PROFILER_FLAGS = ("provider", "threads", "runs", "rounds", "warmup")
+_PROFILER_FLAGS = ("provider", "threads", "runs", "rounds", "warmup", "statistic")
 
 
 def _add_profiler_flags(p: argparse.ArgumentParser) -> None:
@@ -30,6 +30,7 @@ def _add_profiler_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--runs", type=int, help="timed runs per round")
     g.add_argument("--rounds", type=int, help="rounds (the spread is across rounds)")
     g.add_argument("--warmup", type=int, help="untimed warm-up runs")
+    g.add_argument("--statistic", help="of the timed runs: median (default), p25, p10, min, mean")
 
 
 def _profiler_dict(args: argparse.Namespace, base: Any = None) -> dict[str, Any]:
@@ -53,8 +54,8 @@ def _run_measure(args: argparse.Namespace) -> int:
     m = profiler.measure(arch_onnx(space, arch))
     cfg = profiler.config
     label = " ".join(args.arch)
-    print(f"{label}: {m.ms:.3f} ms ({args.input_size}x{args.input_size}, batch 1; median of "
-          f"{cfg.rounds}x{cfg.runs} runs after {cfg.warmup} warm-up, spread {m.spread:.1%}; "
+    print(f"{label}: {m.ms:.3f} ms ({args.input_size}x{args.input_size}, batch 1; "
+          f"{cfg.statistic} of {cfg.rounds}x{cfg.runs} runs after {cfg.warmup} warm-up, spread {m.spread:.1%}; "
           f"onnxruntime {profiler.provenance()['onnxruntime']} {cfg.provider}, "
           f"{cfg.threads} thread{'s' if cfg.threads > 1 else ''})")
     return 0
@@ -96,8 +97,9 @@ def _run_build(args: argparse.Namespace) -> int:
     print(f"wrote {out}: {len(table.entries)} entries, {len(table.samples)} calibration samples, "
           f"space {table.fingerprint} at {space.input_size}x{space.input_size}, "
           f"{(time.time() - started) / 60:.1f} min this session")
-    print(f"calibration {sel} (cross-validated MAPE {fits.get(sel, {}).get('cv_mape', float('nan')):.1%}"
-          f"; flops baseline {fits.get('flops', {}).get('cv_mape', float('nan')):.1%})")
+    nan = float("nan")
+    print(f"calibration {sel} (cross-validated MAPE {fits.get(sel, {}).get('cv_mape', nan):.1%}; "
+          f"flops baseline {fits.get('flops', {}).get('cv_mape', nan):.1%})")
     return 0
 
 

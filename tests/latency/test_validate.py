@@ -62,3 +62,7 @@ def test_validate_reports_both_predictors(tiny_space: MnasNetSpace, tiny_table_p
         assert 0 <= r["within_5pct"] <= r["within_10pct"] <= 1
         assert r["mape"] >= 0 and -1 <= r["kendall_tau"] <= 1 and -1 <= r["spearman_rho"] <= 1
     assert result["canary_ratio"] is None  # the tiny table was built without a canary
+    per = result["per_arch"]
+    assert len(per["measured_ms"]) == len(per["actions"]) == 10
+    assert fidelity(per["lut_ms"], per["measured_ms"]) == {
+        k: v for k, v in result["lut"].items() if k != "calibration"}
