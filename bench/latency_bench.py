@@ -34,7 +34,7 @@ from latency import load_table, make_profiler  # noqa: E402
 from latency.build import BuildOptions, build_table  # noqa: E402
 from latency.keys import space_entries  # noqa: E402
 from latency.predictors import LutPredictor  # noqa: E402
-from latency.validate import METRICS, validate  # noqa: E402
+from latency.validate import METRICS, fidelity, measure_archs, validate  # noqa: E402
 from search_spaces.space import MnasNetSpace  # noqa: E402
 
 PROFILER = {"provider": "CPUExecutionProvider", "threads": 1, "warmup": 10, "runs": 30,
@@ -81,7 +81,20 @@ def bench_size(size: int, samples: int, calibration: int, table_dir: Path, rebui
     load1 = os.getloadavg()[0]
     out["validation"] = validate(space, table, profiler, samples, progress=progress)
     out["validation"]["loadavg_1min"] = [round(load1, 2), round(os.getloadavg()[0], 2)]
+    out["remeasure"] = remeasure(space, profiler, out["validation"]["per_arch"])
     return out
+
+
+def remeasure(space: MnasNetSpace, profiler: Any, per: dict[str, Any]) -> dict[str, Any]:
+    """Time the validation archs a second time: how well the measurement agrees with itself
+    (the ceiling for any predictor), and lut/flops against the mean of both passes."""
+    archs = [space.decode(a) for a in per["actions"]]
+    first = np.array(per["measured_ms"])
+    second = np.array([m.ms for m in measure_archs(space, archs, profiler)])
+    both = (first + second) / 2
+    return {"second_vs_first": fidelity(second, first),
+            "lut_vs_mean_of_two": fidelity(per["lut_ms"], both),
+            "flops_vs_mean_of_two": fidelity(per["flops_ms"], both)}
 
 
 def bench_throughput(table_path: Path, n: int, repeats: int) -> dict[str, Any]:
@@ -125,6 +138,13 @@ def print_report(result: dict[str, Any]) -> None:
         for key in METRICS:
             fmt = "{:>9.3f}" if "tau" in key or "rho" in key else "{:>9.1%}"
             print(f"  {key:<13}" + fmt.format(v["lut"][key]) + fmt.format(v["flops"][key]))
+        rm = r.get("remeasure")
+        if rm:
+            s = rm["second_vs_first"]
+            print(f"  measurement vs itself (second pass): MAPE {s['mape']:.1%}, within 5% "
+                  f"{s['within_5pct']:.0%}, Kendall tau {s['kendall_tau']:.3f}; vs the mean of "
+                  f"both passes lut tau {rm['lut_vs_mean_of_two']['kendall_tau']:.3f}, flops "
+                  f"tau {rm['flops_vs_mean_of_two']['kendall_tau']:.3f}")
     t = result.get("throughput")
     if t:
         print(f"\npredict_many: {t['cold_archs_per_s']:,.0f} archs/s cold cache, "
