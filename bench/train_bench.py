@@ -31,6 +31,7 @@ from mnas.training import TrainConfig, train_child, use_channels_last
 from search_spaces import ArchSpec, build_model, reference_arch
 
 RESULTS = Path(__file__).resolve().parent / "results"
+QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.yaml"
 SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg-train.npz"
 
 
@@ -120,6 +121,11 @@ def accuracy(args: argparse.Namespace) -> dict:
     archs = [("mnasnet_a1", 1.0), ("mnasnet_b1", 1.0), ("mobilenet_v2", 0.5),
              ("mobilenet_v2", 1.0)]
     setups = [("digits 8x8", DataConfig(), TrainConfig(threads=args.threads), 1)]
+    if args.quickstart:
+        from mnas.config import load_config
+        quick = replace(load_config(QUICKSTART).child_training, threads=args.threads)
+        setups.append((f"digits {quick.data.input_size}px, quickstart budget ({quick.epochs:g} ep)",
+                       quick.data, quick, 1))
     if args.cifar is not None:
         cifar = DataConfig(name="cifar10", path=str(args.cifar), max_train=args.cifar_train,
                            max_val=2000)
@@ -151,7 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cifar-epochs", type=float, default=1.0)
     p.add_argument("--out-suffix", default="", help="appended to the result file name")
     p.add_argument("--cifar-stems", type=int, nargs="+", default=[1])
+    p.add_argument("--quickstart", action="store_true",
+                   help="accuracy: also train at experiments/quickstart.yaml's child budget")
+    p.add_argument("--no-cifar", action="store_true", help="accuracy: skip the CIFAR-10 rows")
     args = p.parse_args(argv)
+    if args.no_cifar:
+        args.cifar = None
     start = time.perf_counter()
     result = dict(throughput=throughput, accuracy=accuracy)\
         .get(args.mode, channels_last)(args)
