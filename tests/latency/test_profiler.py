@@ -1,0 +1,59 @@
+"""The onnxruntime profiler: settings checked up front, the session options the deployment uses,
+and a timing that responds to the work in the graph."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+
+from latency.profiler import (Profiler, ProfilerConfig, pinned, relative_spread, statistic)
+
+
+@pytest.mark.parametrize("data, key", [({"threads": 0}, "threads"), ({"runs": 1.5}, "runs"),
+                                       ({"statistic": "p99"}, "statistic"),
+                                       ({"warmup": -1}, "warmup"), ({"thread": 1}, "thread")])
+def test_config_errors_name_the_key(data: dict[str, Any], key: str) -> None:
+    with pytest.raises(ValueError, match=f"latency.profiler.{key}"):
+        ProfilerConfig.from_dict(data)
+
+
+def test_defaults_and_session_options() -> None:
+    import onnxruntime as ort
+    cfg = ProfilerConfig()
+    assert (cfg.provider, cfg.threads, cfg.statistic) == ("CPUExecutionProvider", 1, "median")
+    opts = Profiler(cfg).session_options()
+    assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert opts.intra_op_num_threads == 1
+    prov = Profiler(ProfilerConfig(threads=2)).provenance()
+    assert prov["threads"] == 2 and prov["batch"] == 1 and prov["onnxruntime"] == ort.__version__
+
+
+def test_statistics() -> None:
+    t = np.array([5.0, 1.0, 2.0, 3.0, 100.0])
+    assert statistic(t, "median") == 3.0 and statistic(t, "min") == 1.0
+    assert statistic(t, "mean") == pytest.approx(22.2)
+    assert relative_spread(np.array([1.0])) == 0.0
+    assert relative_spread(np.array([1.0, 3.0])) == pytest.approx(np.std([1, 3], ddof=1) / 2)
+
+
+def test_pinned_restores_affinity() -> None:
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no sched_setaffinity here")
+    before = os.sched_getaffinity(0)
+    with pinned(True):
+        assert len(os.sched_getaffinity(0)) == 1
+    assert os.sched_getaffinity(0) == before
+
+
+def test_bigger_graph_takes_longer(fast_profiler: Any) -> None:
+    """The same layer at 4x the resolution: 16x the work must time clearly slower."""
+    from latency.build import entry_onnx
+    from latency.keys import Entry
+    from search_spaces.specs import LayerSpec
+    spec = LayerSpec("ir", 5, 1, 6, 32, 32, 0.0, "none")
+    small, big = (fast_profiler.measure(entry_onnx(Entry("x", "layer", r, 32, spec=spec)))
+                  for r in (8, 32))
+    assert small.ms > 0 and big.ms > 3 * small.ms
+    assert len(big.rounds_ms) == fast_profiler.config.rounds
