@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from mnas.fileio import atomic_write_json
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-jpeg-train.npz"
@@ -44,12 +46,6 @@ HOLDOUT_FRACTION, HOLDOUT_SEED = 0.2, 0
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def atomic_json(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def load_state(work: Path) -> dict[str, Any]:
@@ -102,7 +98,7 @@ def stage_target(state: dict[str, Any], work: Path) -> float:
     profiler = make_profiler({"rounds": 5, "runs": 50})
     m = profiler.measure(arch_onnx(headline_space(), reference("mobilenet_v2@0.5")))
     state.update(target_ms=m.ms, target_spread=m.spread)
-    atomic_json(state, work / "state.json")
+    atomic_write_json(work / "state.json", state)
     log(f"target: MobileNetV2 x0.5 measures {m.ms:.4f} ms (spread {m.spread:.1%})")
     return m.ms
 
@@ -230,7 +226,7 @@ def stage_latency(state: dict[str, Any], work: Path, models: list[dict[str, Any]
             predicted = None            # a layer outside the space's table (some baselines)
         measured[m["name"]] = {"ms": float(np.median(ms)), "cv": float(ms.std() / ms.mean()),
                                "rounds_ms": ms.tolist(), "lut_ms": predicted}
-    atomic_json(state, work / "state.json")
+    atomic_write_json(work / "state.json", state)
     return measured
 
 
@@ -264,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.workers)
     measured = stage_latency(state, args.work, models, args.latency_rounds)
     state["wall_s"] = state.get("wall_s", 0.0) + time.time() - started
-    atomic_json(state, args.work / "state.json")
+    atomic_write_json(args.work / "state.json", state)
     from headline_report import report
     report(args, state, models, final, measured,
            {m: [history(search_dir(args.work, m, s)) for s in range(args.seeds)]

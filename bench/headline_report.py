@@ -2,7 +2,6 @@
 (`bench/headline.py` calls `report`; nothing here measures anything)."""
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mnas.fileio import atomic_write_json
 
 
 def best_so_far(rows: list[dict[str, Any]]) -> list[float]:
@@ -141,10 +142,7 @@ def report(args: Any, state: dict[str, Any], models: list[dict[str, Any]],
         "machine": {"python": platform.python_version(), "torch": torch.__version__,
                     "cpus": os.cpu_count(), "load_avg": list(os.getloadavg())},
         "methods": methods, "curves": curve, "models": rows}
-    out = Path(args.out)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, out)
+    out = atomic_write_json(args.out, result)
     plot(rows, curve, target, out.with_suffix(".png"))
     print(f"\nT = {target:.4f} ms (MobileNetV2 x0.5, measured)")
     print(f"{'model':24} {'acc':>7} {'seeds':>15} {'ms':>7} {'cv':>6} {'lut ms':>7} "

@@ -24,6 +24,7 @@ from typing import Any, Iterable, Literal, Mapping
 import yaml
 
 from mnas.configlib import apply_overrides, dataclass_from_data, to_plain
+from mnas.fileio import atomic_write_text
 from mnas.reward import resolve_weights
 from mnas.training import TrainConfig
 from search_spaces.space import MnasNetSpace
@@ -304,11 +305,8 @@ def save_config(config: ExperimentConfig, path: str | os.PathLike[str]) -> Path:
     """Write the resolved config as YAML, atomically (temp file + os.replace)."""
     path = Path(path)
     text = yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=None)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text("# Resolved experiment config written by mnas (every default spelled out).\n"
-                   + text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(
+        path, "# Resolved experiment config written by mnas (every default spelled out).\n" + text)
 
 
 def _drop(data: dict[str, Any], dotted: str) -> None:

@@ -10,7 +10,6 @@ onnxruntime are imported only when one of these commands runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mnas.commands.describe import resolve_arch
+from mnas.fileio import atomic_write_json
 
 _PROFILER_FLAGS = ("provider", "threads", "runs", "rounds", "warmup", "statistic")
 
@@ -132,9 +132,7 @@ def _run_validate(args: argparse.Namespace) -> int:
     print(format_report(result))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(f"{args.json}.tmp")
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
-        os.replace(tmp, args.json)
+        atomic_write_json(args.json, result)
     return 0
 
 

@@ -20,6 +20,7 @@ import torch
 
 from mnas.commands.describe import resolve_arch
 from mnas.data import load_dataset
+from mnas.fileio import atomic_write_json
 from mnas.training import Trainer, TrainConfig, torch_threads
 from search_spaces import ArchSpec, build_model, count_macs, count_params, encode_arch
 from search_spaces.onnx_export import export_onnx
@@ -61,10 +62,6 @@ def _atomic_torch_save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _atomic_json(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def _resume(trainer: Trainer, ckpt: Path, arch: ArchSpec, config: TrainConfig) -> list[dict]:
@@ -114,7 +111,7 @@ def train_full(arch: ArchSpec, config: TrainConfig, out: Path, *, resume: bool =
                   dropout=arch.dropout, wall_time_s=round(time.perf_counter() - start, 2),
                   onnx="model.onnx" if status == "ok" else None, history=history,
                   child_training=config.to_dict())
-    _atomic_json(result, out / "result.json")
+    atomic_write_json(out / "result.json", result, indent=2)
     return result
 
 
