@@ -70,9 +70,13 @@ def stage_data(work: Path, cifar: Path) -> Path:
 
 
 @lru_cache(maxsize=1)
-def headline_space() -> Any:
+def headline_config() -> Any:
     from mnas.config import load_config
-    return load_config(CONFIG).space
+    return load_config(CONFIG)
+
+
+def headline_space() -> Any:
+    return headline_config().space
 
 
 def to_arch(blocks: list[str]) -> Any:
@@ -200,15 +204,14 @@ def stage_latency(state: dict[str, Any], work: Path, models: list[dict[str, Any]
     drift of the shared machine hits all of them alike; lut predictions beside them."""
     from latency import create_predictor, make_profiler
     from latency.build import arch_onnx
-    from mnas.config import load_config
     measured = state.setdefault("measured", {})
     todo = [m for m in models if m["name"] not in measured]
     if not todo:
         return measured
     space = headline_space()
-    config = load_config(CONFIG)
     try:
-        lut = create_predictor("lut", space=space, table=str(REPO / config.latency.table))
+        table = str(REPO / headline_config().latency.table)
+        lut = create_predictor("lut", space=space, table=table)
     except (ValueError, OSError):
         lut = None                      # no table (a smoke run with another predictor)
     profiler = make_profiler({"rounds": 1, "runs": 50})
