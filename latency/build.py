@@ -1,8 +1,10 @@
 """Build a lookup table: time every distinct layer of a space in isolation, robustly.
 
-Robustness on a shared machine: a fixed canary network is re-timed every `chunk` entries; when it
-drifts by more than `drift_tol` the chunk is re-measured (up to `max_retries` times). End-to-end
-calibration samples are measured *between* chunks, so table entries and the measurements that
+Robustness on a shared machine: every entry is timed in `passes` separate passes, each in its own
+random order, so one entry's measurements lie minutes apart and a burst of load from elsewhere
+hits only one of them; the entry keeps the best pass (`min` statistic) or the median of passes.
+A fixed canary network is re-timed every `chunk` entries; when it drifts by more than `drift_tol`
+the chunk is re-measured (up to `max_retries` times). End-to-end calibration samples are measured *between* chunks, so table entries and the measurements that
 calibrate them see the same machine state. The partial table is written atomically after every
 chunk: an interrupted build resumes and keeps what is finished.
 """
@@ -30,6 +32,7 @@ class BuildOptions:
     """Knobs of a table build (all have sensible defaults)."""
 
     calibration_samples: int = 40
+    passes: int = 2
     seed: int = 0
     chunk: int = 25
     drift_tol: float = 0.15
@@ -37,9 +40,9 @@ class BuildOptions:
     canary: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("calibration_samples", "chunk", "max_retries", "seed"):
+        for name in ("calibration_samples", "chunk", "max_retries", "seed", "passes"):
             value = getattr(self, name)
-            low = 1 if name == "chunk" else 0
+            low = 1 if name in ("chunk", "passes") else 0
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"latency.build.{name}: expected an integer >= {low}, "
                                  f"got {value!r}")
@@ -119,6 +122,9 @@ class _Builder:
         self.canary.append({"t": time.time(), "ms": m.ms, "ratio": ratio})
         return ratio
 
+    def passes_done(self, key: str) -> int:
+        return len(_passes(self.entries.get(key)))
+
     def measure_chunk(self, chunk: list[Entry], graphs: list[bytes]) -> None:
         for attempt in range(self.opt.max_retries + 1):
             results = [self.profiler.measure(g) for g in graphs]
@@ -126,13 +132,27 @@ class _Builder:
             if abs(ratio - 1.0) <= self.opt.drift_tol or attempt == self.opt.max_retries:
                 break
             time.sleep(min(5.0, 1.0 + attempt))  # let a burst of load from elsewhere pass
+        best = getattr(getattr(self.profiler, "config", None), "statistic", "median") == "min"
         for e, m in zip(chunk, results):
-            self.entries[e.key] = {"ms": m.ms, "spread": m.spread, "canary_ratio": ratio}
+            passes = _passes(self.entries.get(e.key)) + [m.ms]
+            ms = float(min(passes) if best else np.median(passes))
+            # the spread of passes minutes apart is the honest repeatability; one pass: rounds'
+            spread = float(np.std(passes, ddof=1) / np.mean(passes)) if len(passes) > 1 \
+                else m.spread
+            self.entries[e.key] = {"ms": ms, "spread": spread, "passes_ms": passes,
+                                   "canary_ratio": ratio}
 
     def measure_sample(self, actions: list[int]) -> None:
         arch = self.space.decode(actions)
         m = self.profiler.measure(arch_onnx(self.space, arch))
         self.samples.append({"actions": list(actions), "ms": m.ms, "spread": m.spread})
+
+
+def _passes(entry: dict[str, Any] | None) -> list[float]:
+    """The per-pass times of an entry (tables from before passes existed hold one)."""
+    if not entry:
+        return []
+    return [float(x) for x in entry.get("passes_ms", [entry["ms"]])]
 
 
 def build_table(space: MnasNetSpace, profiler: Any, out: str | os.PathLike,
@@ -146,20 +166,23 @@ def build_table(space: MnasNetSpace, profiler: Any, out: str | os.PathLike,
     opt = options or BuildOptions()
     b = _Builder(space, profiler, Path(out), opt, progress)
     b.resume()
-    todo = [e for e in space_entries(space) if e.key not in b.entries]
-    # random order: slow drift then hits entries of all blocks alike, and the ETA is realistic
-    # (network order would time all the large early-block layers first)
-    todo = [todo[i] for i in np.random.default_rng(opt.seed + 1).permutation(len(todo))]
+    entries = space_entries(space)
+    chunks: list[list[Entry]] = []
+    for p in range(opt.passes):
+        todo = [e for e in entries if b.passes_done(e.key) <= p]
+        # random order, new each pass: slow drift then hits entries of all blocks alike, and the
+        # ETA is realistic (network order would time all the large early-block layers first)
+        order = np.random.default_rng(opt.seed + 1 + p).permutation(len(todo))
+        todo = [todo[i] for i in order]
+        chunks.extend(todo[c:c + opt.chunk] for c in range(0, len(todo), opt.chunk))
     rng = np.random.default_rng(opt.seed)
     planned = [space.sample_actions(rng) for _ in range(opt.calibration_samples)]
     pending = planned[len(b.samples):]
-    n_chunks = max(1, math.ceil(len(todo) / opt.chunk))
-    per_chunk = math.ceil(len(pending) / n_chunks) if pending else 0
-    bar = tqdm(total=len(todo) + len(pending), desc="latency table", unit="entry",
+    per_chunk = math.ceil(len(pending) / max(1, len(chunks))) if pending else 0
+    bar = tqdm(total=sum(map(len, chunks)) + len(pending), desc="latency table", unit="entry",
                disable=not progress, smoothing=0.05)
     b.check_canary()
-    for c in range(0, len(todo), opt.chunk):
-        chunk = todo[c:c + opt.chunk]
+    for chunk in chunks:
         b.measure_chunk(chunk, [entry_onnx(e) for e in chunk])
         bar.update(len(chunk))
         for _ in range(min(per_chunk, len(pending))):

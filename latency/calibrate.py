@@ -18,6 +18,7 @@ from scipy.optimize import nnls
 KINDS: dict[str, tuple[str, ...]] = {
     "linear": ("lut",),
     "linear_layers": ("lut", "layers"),
+    "linear_weights": ("lut", "mweights"),
     "blockwise": ("blocks",),
     "blockwise_layers": ("blocks", "layers"),
 }

@@ -17,13 +17,14 @@ import numpy as np
 from search_spaces.space import MnasNetSpace
 from search_spaces.specs import ArchSpec
 
-from .keys import head_macs, layer_macs, layer_weights, out_res, stem_macs
+from .keys import (head_macs, head_weights, layer_macs, layer_weights, out_res, stem_macs,
+                   stem_weights)
 
 
 def macs_and_weights(arch: ArchSpec, input_size: int, num_classes: int) -> tuple[int, int]:
     """Analytic multiply-adds and conv/FC weights of an architecture at `input_size`."""
     macs = stem_macs(3, arch.stem_filters, arch.stem_stride, input_size)
-    weights = 3 * arch.stem_filters * 9
+    weights = stem_weights(3, arch.stem_filters)
     res = out_res(input_size, arch.stem_stride)
     for spec in arch.layers():
         macs += layer_macs(spec, res)
@@ -31,7 +32,7 @@ def macs_and_weights(arch: ArchSpec, input_size: int, num_classes: int) -> tuple
         res = out_res(res, spec.stride)
     last = arch.blocks[-1].out_filters
     macs += head_macs(last, arch.head_filters, num_classes, res)
-    weights += last * arch.head_filters + arch.head_filters * num_classes + num_classes
+    weights += head_weights(last, arch.head_filters, num_classes)
     return macs, weights
 
 

@@ -108,6 +108,14 @@ def head_macs(in_filters: int, head: int, classes: int, res: int) -> int:
     return res * res * in_filters * head + head * classes
 
 
+def stem_weights(in_channels: int, filters: int) -> int:
+    return in_channels * filters * 9
+
+
+def head_weights(in_filters: int, head: int, classes: int) -> int:
+    return in_filters * head + head * classes + classes
+
+
 def arch_entries(arch: ArchSpec, input_size: int, classes: int, in_channels: int = 3
                  ) -> list[Entry]:
     """The entries one architecture uses, in network order (stem, layers, head)."""

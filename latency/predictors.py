@@ -15,21 +15,23 @@ from search_spaces.space import MnasNetSpace
 from search_spaces.specs import ArchSpec, BlockSpec
 
 from .calibrate import fit_calibrations
-from .keys import (Entry, head_key, head_macs, layer_key, layer_macs, out_res, stem_key,
-                   stem_macs)
+from .keys import (Entry, head_key, head_macs, head_weights, layer_key, layer_macs,
+                   layer_weights, out_res, stem_key, stem_macs, stem_weights)
 from .table import LatencyTable
 
-_BASE_FEATURES = ("lut", "layers", "mmacs")
+_BASE_FEATURES = ("lut", "layers", "mmacs", "mweights")
+_NB = len(_BASE_FEATURES)
 
 
 class _FeatureCache:
-    """Per-block feature rows: [lut ms, layers, M multiply-adds, one-hot-positioned lut ms]."""
+    """Per-block feature rows: [lut ms, layers, M multiply-adds, M weights, one-hot-positioned
+    lut ms]."""
 
     def __init__(self, space: MnasNetSpace, entries: dict[str, float] | None,
                  on_missing: Any = None, where: str = "latency table") -> None:
         self.space, self.entries, self.on_missing, self.where = space, entries, on_missing, where
         self.n_pos = len(space.base) + 2
-        self.width = len(_BASE_FEATURES) + self.n_pos
+        self.width = _NB + self.n_pos
         self.n_rows = 0
         self.index: dict[Any, int] = {}
         self.matrix = np.zeros((64, self.width))  # grown by doubling: predict() stays O(1)
@@ -45,12 +47,12 @@ class _FeatureCache:
             value = self.entries[key] = float(self.on_missing(entry))
         return value
 
-    def _row(self, pos: int, ms: float, layers: int, macs: int) -> int:
+    def _row(self, pos: int, ms: float, layers: int, macs: int, weights: int) -> int:
         if self.n_rows == len(self.matrix):
             self.matrix = np.vstack([self.matrix, np.zeros_like(self.matrix)])
         row = self.matrix[self.n_rows]
-        row[:3] = (ms, layers, macs / 1e6)
-        row[3 + pos] = ms
+        row[:_NB] = (ms, layers, macs / 1e6, weights / 1e6)
+        row[_NB + pos] = ms
         self.n_rows += 1
         return self.n_rows - 1
 
@@ -58,13 +60,14 @@ class _FeatureCache:
         key = (pos, block, res)
         idx = self.index.get(key)
         if idx is None:
-            ms, macs, r = 0.0, 0, res
+            ms, macs, weights, r = 0.0, 0, 0, res
             for spec in block.layers():
                 lk = layer_key(spec, r)
                 ms += self._ms(lk, Entry(lk, "layer", r, spec.in_filters, spec=spec))
                 macs += layer_macs(spec, r)
+                weights += layer_weights(spec)
                 r = out_res(r, spec.stride)
-            idx = self.index[key] = self._row(pos, ms, block.repeats, macs)
+            idx = self.index[key] = self._row(pos, ms, block.repeats, macs, weights)
         return idx
 
     def edge_row(self, kind: str, arch: ArchSpec, res: int) -> int:
@@ -79,13 +82,15 @@ class _FeatureCache:
                           stride=arch.stem_stride)
                 ms = self._ms(k, e)
                 macs, pos = stem_macs(3, arch.stem_filters, arch.stem_stride, s.input_size), 0
+                weights = stem_weights(3, arch.stem_filters)
             else:
                 i = arch.blocks[-1].out_filters
                 k = head_key(i, arch.head_filters, s.num_classes, res)
                 e = Entry(k, "head", res, i, out_filters=arch.head_filters, classes=s.num_classes)
                 ms = self._ms(k, e)
                 macs, pos = head_macs(i, arch.head_filters, s.num_classes, res), self.n_pos - 1
-            idx = self.index[key] = self._row(pos, ms, 1, macs)
+                weights = head_weights(i, arch.head_filters, s.num_classes)
+            idx = self.index[key] = self._row(pos, ms, 1, macs, weights)
         return idx
 
     def indices(self, archs: Sequence[ArchSpec]) -> np.ndarray:
@@ -113,7 +118,7 @@ def _columns(names: Iterable[str], n_pos: int) -> list[int]:
     cols: list[int] = []
     for name in names:
         if name == "blocks":
-            cols.extend(range(3, 3 + n_pos))
+            cols.extend(range(_NB, _NB + n_pos))
         else:
             cols.append(_BASE_FEATURES.index(name))
     return cols
@@ -174,7 +179,7 @@ class LutPredictor(_LinearPredictor):
     def features(self, archs: Sequence[ArchSpec]) -> dict[str, np.ndarray]:
         f = self.cache.features(list(archs))
         out = {name: f[:, i] for i, name in enumerate(_BASE_FEATURES)}
-        out["blocks"] = f[:, 3:]
+        out["blocks"] = f[:, _NB:]
         return out
 
     def fit_calibration(self, samples: list[dict[str, Any]]) -> dict[str, Any]:

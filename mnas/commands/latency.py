@@ -30,7 +30,7 @@ def _add_profiler_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--runs", type=int, help="timed runs per round")
     g.add_argument("--rounds", type=int, help="rounds (the spread is across rounds)")
     g.add_argument("--warmup", type=int, help="untimed warm-up runs")
-    g.add_argument("--statistic", help="of the timed runs: median (default), p25, p10, min, mean")
+    g.add_argument("--statistic", help="of the timed runs: min (default), median, p25, p10, mean")
 
 
 def _profiler_dict(args: argparse.Namespace, base: Any = None) -> dict[str, Any]:
@@ -84,8 +84,9 @@ def _run_build(args: argparse.Namespace) -> int:
         raise IsADirectoryError(f"{out}: is a directory (--out names the table file)")
     kwargs = _lut_kwargs(config)
     build = dict(kwargs.get("build") or {})
-    if args.calibration_samples is not None:
-        build["calibration_samples"] = args.calibration_samples
+    for key in ("calibration_samples", "passes"):
+        if getattr(args, key) is not None:
+            build[key] = getattr(args, key)
     options = BuildOptions.from_dict(build)
     profiler = make_profiler(_profiler_dict(args, kwargs.get("profiler")))
     space = config.space
@@ -155,6 +156,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "unfinished one is resumed")
     b.add_argument("--calibration-samples", type=int,
                    help="end-to-end samples to fit the calibration (default 40)")
+    b.add_argument("--passes", type=int, help="timings of every layer, in separate passes "
+                   "minutes apart (default 2; rerun with more to add passes to a table)")
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_profiler_flags(b)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from latency import load_table
@@ -56,16 +57,54 @@ def test_interrupted_build_resumes_without_measuring_twice(
 
     table = build_table(tiny_space, profiler, out, OPTIONS, progress=False)
     assert table.complete and table.calibration["selected"]
-    for key, value in partial.entries.items():  # finished entries kept as they were
-        assert table.entries[key] == value
+    for key, value in partial.entries.items():  # finished passes kept as they were
+        assert table.entries[key]["passes_ms"][0] == value["ms"]
     entries = space_entries(tiny_space)
     assert set(table.entries) == {e.key for e in entries}
     assert len(table.samples) == OPTIONS.calibration_samples
     assert partial.samples == table.samples[:len(partial.samples)]
-    # nothing measured twice: one call per distinct graph over both sessions
-    assert max(profiler.calls.values()) == 1
-    assert sum(profiler.calls.values()) == len(entries) + OPTIONS.calibration_samples
-    assert {e.key for e in entries} <= set(profiler.calls)
+    # every entry timed once per pass over both sessions, every sample once
+    assert OPTIONS.passes == 2
+    assert {profiler.calls[e.key] for e in entries} == {2}
+    assert all(len(v["passes_ms"]) == 2 for v in table.entries.values())
+    assert sum(profiler.calls.values()) == 2 * len(entries) + OPTIONS.calibration_samples
+
+
+class _Jittery:
+    """A fake profiler whose every other call to the same graph is 30% slower (a burst of load
+    from elsewhere), with the `min` or `median` statistic."""
+
+    def __init__(self, base: Any, statistic: str) -> None:
+        from latency.profiler import ProfilerConfig
+        self.base, self.seen = base, {}
+        self.config = ProfilerConfig(warmup=1, runs=3, rounds=2, pin=False, statistic=statistic)
+
+    def measure(self, graph: bytes) -> Any:
+        from latency.profiler import Measurement
+        m = self.base.measure(graph)
+        self.seen[graph] = self.seen.get(graph, 0) + 1
+        slow = 1.3 if self.seen[graph] % 2 else 1.0
+        return Measurement(ms=m.ms * slow, spread=0.01)
+
+    def provenance(self) -> dict[str, Any]:
+        return self.base.provenance()
+
+
+@pytest.mark.parametrize("statistic, factor", [("min", 1.0), ("median", 1.15)])
+def test_passes_combine_by_the_statistic(tmp_path: Path, tiny_space: MnasNetSpace,
+                                         fake_profiler_cls: type, statistic: str,
+                                         factor: float) -> None:
+    """Each entry is timed in separate passes; `min` keeps the best pass (the burst is
+    discarded), `median` the middle of them; the spread is that of the passes."""
+    profiler = _Jittery(fake_profiler_cls(), statistic)
+    table = build_table(tiny_space, profiler, tmp_path / "t.json",
+                        BuildOptions(calibration_samples=6, chunk=5, canary=False, passes=2),
+                        progress=False)
+    for key, value in table.entries.items():
+        low, high = sorted(value["passes_ms"])
+        assert high == pytest.approx(1.3 * low)
+        assert value["ms"] == pytest.approx(factor * low)
+        assert value["spread"] == pytest.approx(np.std([low, high], ddof=1) / (1.15 * low))
 
 
 def test_complete_table_is_not_rebuilt(tmp_path: Path, tiny_space: MnasNetSpace,
@@ -110,7 +149,7 @@ def test_build_with_canary_records_it(tmp_path: Path, tiny_space: MnasNetSpace,
 
 @pytest.mark.parametrize("bad, key", [({"chunk": 0}, "chunk"), ({"drift_tol": -1}, "drift_tol"),
                                       ({"calibration_samples": 2.5}, "calibration_samples"),
-                                      ({"chunks": 3}, "chunks")])
+                                      ({"chunks": 3}, "chunks"), ({"passes": 0}, "passes")])
 def test_build_options_errors(bad: dict[str, Any], key: str) -> None:
     with pytest.raises(ValueError, match=f"latency.build.{key}"):
         BuildOptions.from_dict(bad)

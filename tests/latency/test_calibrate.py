@@ -33,7 +33,8 @@ def test_fit_calibrations_selects_the_lowest_cv_error() -> None:
     rng = np.random.default_rng(2)
     n = 60
     feats = {"lut": rng.uniform(1, 3, n), "layers": rng.integers(8, 20, n).astype(float),
-             "mmacs": rng.uniform(50, 300, n), "blocks": rng.uniform(0.1, 0.5, (n, 9))}
+             "mmacs": rng.uniform(50, 300, n), "mweights": rng.uniform(1, 5, n),
+             "blocks": rng.uniform(0.1, 0.5, (n, 9))}
     y = 0.8 * feats["lut"] - 0.03 * feats["layers"] + 0.5  # exactly linear_layers
     cal = fit_calibrations(feats, y)
     assert cal["selected"] in ("linear_layers", "blockwise_layers")
@@ -53,3 +54,34 @@ def test_raw_lut_is_the_sum_of_table_entries(tiny_space: MnasNetSpace,
     np.testing.assert_allclose(raw.predict_many(archs), expected, rtol=1e-12)
     np.testing.assert_allclose([raw.predict(a) for a in archs[::-1]], expected[::-1],
                                rtol=1e-12)
+
+
+def test_weights_calibration_is_selected_when_weights_cost_time() -> None:
+    """Inside a network every weight streams through the cache: a latency with a per-weight
+    cost is fitted exactly by `linear_weights` and chosen over the lut-only kinds."""
+    rng = np.random.default_rng(3)
+    n = 60
+    feats = {"lut": rng.uniform(1, 3, n), "layers": rng.integers(8, 20, n).astype(float),
+             "mmacs": rng.uniform(50, 300, n), "mweights": rng.uniform(1, 5, n),
+             "blocks": rng.uniform(0.1, 0.5, (n, 9))}
+    y = 0.9 * feats["lut"] + 0.05 * feats["mweights"] + 0.1
+    cal = fit_calibrations(feats, y)
+    assert cal["selected"] == "linear_weights"
+    np.testing.assert_allclose(cal["fits"]["linear_weights"]["coef"], [0.9, 0.05], atol=1e-7)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_weights_feature_counts_the_models_weights(tiny_space: MnasNetSpace,
+                                                   tiny_table_path: Path, seed: int) -> None:
+    """The analytic weight count equals the built model's conv/linear weights and biases (BN
+    excluded: it folds into the convs at inference)."""
+    from torch import nn
+
+    from search_spaces import build_model
+
+    arch = tiny_space.sample(np.random.default_rng(seed))
+    model = build_model(arch, num_classes=10)
+    counted = sum(p.numel() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))
+                  for p in m.parameters())
+    lut = create_predictor("lut", space=tiny_space, table=load_table(tiny_table_path))
+    assert lut.features([arch])["mweights"][0] * 1e6 == pytest.approx(counted)

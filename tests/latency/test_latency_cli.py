@@ -39,7 +39,7 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
 def test_measure(arch: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["latency", "measure", *arch, "--input-size", "32", *FAST_FLAGS]) == 0
     out = capsys.readouterr().out
-    match = re.fullmatch(r"(.+): ([0-9.]+) ms \(32x32, batch 1; median of 2x3 runs after 1 "
+    match = re.fullmatch(r"(.+): ([0-9.]+) ms \(32x32, batch 1; min of 2x3 runs after 1 "
                          r"warm-up, spread [0-9.]+%; onnxruntime \S+ CPUExecutionProvider, "
                          r"1 thread\)\n", out)
     assert match, out
@@ -86,7 +86,24 @@ def test_build_progress_bar(tiny_config: Path, tmp_path: Path,
                             capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["latency", "build", str(tiny_config), "--out", str(tmp_path / "t.json")]) == 0
     err = capsys.readouterr().err
-    assert "latency table" in err and "100%" in err and "34/34" in err
+    # 22 entries x 2 passes + 12 calibration networks
+    assert "latency table" in err and "100%" in err and "56/56" in err
+
+
+def test_build_passes_flag_adds_passes_to_a_finished_table(
+        tiny_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    table = tmp_path / "t.json"
+    assert main(["latency", "build", str(tiny_config), "--out", str(table), "--passes", "1"]) == 0
+    assert "34/34" in capsys.readouterr().err  # 22 entries once + 12 calibration networks
+    one = json.loads(table.read_text())["entries"]
+    assert {len(v["passes_ms"]) for v in one.values()} == {1}
+    assert main(["latency", "build", str(tiny_config), "--out", str(table), "--passes", "2"]) == 0
+    assert "22/22" in capsys.readouterr().err  # only the second pass is timed
+    two = json.loads(table.read_text())
+    assert two["complete"] and {len(v["passes_ms"]) for v in two["entries"].values()} == {2}
+    assert all(two["entries"][k]["passes_ms"][0] == v["ms"] for k, v in one.items())
+    assert main(["latency", "build", str(tiny_config), "--out", str(table), "--passes", "0"]) == 2
+    assert "latency.build.passes: expected an integer >= 1, got 0" in _error_line(capsys)
 
 
 def test_build_refuses_table_of_another_space(tiny_config: Path, tmp_path: Path,

@@ -22,7 +22,7 @@ def test_config_errors_name_the_key(data: dict[str, Any], key: str) -> None:
 def test_defaults_and_session_options() -> None:
     import onnxruntime as ort
     cfg = ProfilerConfig()
-    assert (cfg.provider, cfg.threads, cfg.statistic) == ("CPUExecutionProvider", 1, "median")
+    assert (cfg.provider, cfg.threads, cfg.statistic) == ("CPUExecutionProvider", 1, "min")
     opts = Profiler(cfg).session_options()
     assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     assert opts.intra_op_num_threads == 1
