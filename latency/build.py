@@ -4,9 +4,10 @@ Robustness on a shared machine: every entry is timed in `passes` separate passes
 random order, so one entry's measurements lie minutes apart and a burst of load from elsewhere
 hits only one of them; the entry keeps the best pass (`min` statistic) or the median of passes.
 A fixed canary network is re-timed every `chunk` entries; when it drifts by more than `drift_tol`
-the chunk is re-measured (up to `max_retries` times). End-to-end calibration samples are measured *between* chunks, so table entries and the measurements that
-calibrate them see the same machine state. The partial table is written atomically after every
-chunk: an interrupted build resumes and keeps what is finished.
+the chunk is re-measured (up to `max_retries` times). End-to-end calibration samples are measured
+*between* chunks, so table entries and the measurements that calibrate them see the same machine
+state. The partial table is written atomically after every chunk: an interrupted build resumes
+and keeps what is finished.
 """
 from __future__ import annotations
 
