@@ -33,6 +33,7 @@ class BuildOptions:
     """Knobs of a table build (all have sensible defaults)."""
 
     calibration_samples: int = 40
+    validation_samples: int = 0
     passes: int = 2
     seed: int = 0
     chunk: int = 25
@@ -41,7 +42,8 @@ class BuildOptions:
     canary: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("calibration_samples", "chunk", "max_retries", "seed", "passes"):
+        for name in ("calibration_samples", "validation_samples", "chunk", "max_retries", "seed",
+                     "passes"):
             value = getattr(self, name)
             low = 1 if name in ("chunk", "passes") else 0
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -92,6 +94,7 @@ class _Builder:
                                space_fingerprint=space.fingerprint, exporter="torchscript")
         self.entries: dict[str, dict[str, float]] = {}
         self.samples: list[dict[str, Any]] = []
+        self.validation: list[dict[str, Any]] = []
         self.canary: list[dict[str, Any]] = []
         self.canary_bytes = canary_onnx(space) if options.canary else b""
         self.baseline = 0.0
@@ -102,6 +105,7 @@ class _Builder:
         old = load_table(self.out)
         _check_resume(old, self.space, self.provenance, self.out)
         self.entries, self.samples = dict(old.entries), list(old.samples)
+        self.validation = list(old.validation)
         self.canary = list(old.canary)
         self.provenance["date"] = old.provenance.get("date", self.provenance["date"])
 
@@ -109,7 +113,8 @@ class _Builder:
         save_table(LatencyTable(space=self.space.to_dict(), fingerprint=self.space.fingerprint,
                                 provenance=self.provenance, entries=self.entries,
                                 samples=self.samples, calibration=calibration or {},
-                                canary=self.canary, complete=complete), self.out)
+                                canary=self.canary, validation=self.validation,
+                                complete=complete), self.out)
 
     def check_canary(self) -> float:
         """Time the canary; returns its ratio to the baseline (1.0 sets the baseline, and
@@ -143,10 +148,11 @@ class _Builder:
             self.entries[e.key] = {"ms": ms, "spread": spread, "passes_ms": passes,
                                    "canary_ratio": ratio}
 
-    def measure_sample(self, actions: list[int]) -> None:
+    def measure_sample(self, kind: str, actions: list[int]) -> None:
         arch = self.space.decode(actions)
         m = self.profiler.measure(arch_onnx(self.space, arch))
-        self.samples.append({"actions": list(actions), "ms": m.ms, "spread": m.spread})
+        into = self.samples if kind == "calibration" else self.validation
+        into.append({"actions": list(actions), "ms": m.ms, "spread": m.spread})
 
 
 def _passes(entry: dict[str, Any] | None) -> list[float]:
@@ -154,6 +160,25 @@ def _passes(entry: dict[str, Any] | None) -> list[float]:
     if not entry:
         return []
     return [float(x) for x in entry.get("passes_ms", [entry["ms"]])]
+
+
+def _validation_plan(space: MnasNetSpace, opt: BuildOptions, calibration: list[list[int]]
+                     ) -> list[list[int]]:
+    """The validation architectures timed during the build: `validate`'s own seed, never a
+    calibration sample."""
+    if not opt.validation_samples:
+        return []
+    from .validate import VALIDATION_SEED, validation_actions
+    return validation_actions(space, max(2, opt.validation_samples), VALIDATION_SEED,
+                              calibration)
+
+
+def _interleave(calibration: list[list[int]], validation: list[list[int]]
+                ) -> list[tuple[str, list[int]]]:
+    """Both kinds spread evenly over the build, so neither sees a different machine state."""
+    tagged = [(i / max(1, len(calibration)), "calibration", a) for i, a in enumerate(calibration)]
+    tagged += [(i / max(1, len(validation)), "validation", a) for i, a in enumerate(validation)]
+    return [(kind, a) for _, kind, a in sorted(tagged, key=lambda t: (t[0], t[1]))]
 
 
 def build_table(space: MnasNetSpace, profiler: Any, out: str | os.PathLike,
@@ -178,7 +203,8 @@ def build_table(space: MnasNetSpace, profiler: Any, out: str | os.PathLike,
         chunks.extend(todo[c:c + opt.chunk] for c in range(0, len(todo), opt.chunk))
     rng = np.random.default_rng(opt.seed)
     planned = [space.sample_actions(rng) for _ in range(opt.calibration_samples)]
-    pending = planned[len(b.samples):]
+    pending = _interleave(planned[len(b.samples):], _validation_plan(space, opt, planned)
+                          [len(b.validation):])
     per_chunk = math.ceil(len(pending) / max(1, len(chunks))) if pending else 0
     bar = tqdm(total=sum(map(len, chunks)) + len(pending), desc="latency table", unit="entry",
                disable=not progress, smoothing=0.05)
@@ -187,13 +213,13 @@ def build_table(space: MnasNetSpace, profiler: Any, out: str | os.PathLike,
         b.measure_chunk(chunk, [entry_onnx(e) for e in chunk])
         bar.update(len(chunk))
         for _ in range(min(per_chunk, len(pending))):
-            b.measure_sample(pending.pop(0))
+            b.measure_sample(*pending.pop(0))
             bar.update(1)
         b.save(complete=False)
         if on_chunk is not None:
             on_chunk(len(b.entries))
     while pending:
-        b.measure_sample(pending.pop(0))
+        b.measure_sample(*pending.pop(0))
         bar.update(1)
     bar.close()
     b.save(complete=False)

@@ -56,7 +56,8 @@ class Entry:
 
     def build(self) -> nn.Module:
         if self.kind == "layer":
-            assert self.spec is not None
+            if self.spec is None:
+                raise ValueError(f"table entry {self.key!r}: a layer entry needs its LayerSpec")
             return build_layer(self.spec)
         if self.kind == "stem":
             return ConvBNAct(self.in_channels, self.out_filters, 3, self.stride)

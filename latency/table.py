@@ -22,7 +22,8 @@ VERSION = 1
 @dataclass(frozen=True)
 class LatencyTable:
     """Loaded table data. `entries` maps key -> {"ms", "spread"}; `samples` holds end-to-end
-    measurements (actions, ms, spread) used to fit `calibration` and the flops cost."""
+    measurements (actions, ms, spread) used to fit `calibration` and the flops cost;
+    `validation` holds more of them, timed interleaved with the build but never fitted on."""
 
     space: dict[str, Any]
     fingerprint: str
@@ -31,6 +32,7 @@ class LatencyTable:
     samples: list[dict[str, Any]] = field(default_factory=list)
     calibration: dict[str, Any] = field(default_factory=dict)
     canary: list[dict[str, Any]] = field(default_factory=list)
+    validation: list[dict[str, Any]] = field(default_factory=list)
     complete: bool = False
     path: str = ""
 
@@ -41,7 +43,8 @@ class LatencyTable:
         return {"format": FORMAT, "version": VERSION, "complete": self.complete,
                 "space_fingerprint": self.fingerprint, "space": self.space,
                 "provenance": self.provenance, "calibration": self.calibration,
-                "entries": self.entries, "samples": self.samples, "canary": self.canary}
+                "entries": self.entries, "samples": self.samples, "canary": self.canary,
+                "validation": self.validation}
 
     def check_space(self, space: MnasNetSpace) -> None:
         """ValueError naming what differs when this table was built for another space."""
@@ -99,4 +102,5 @@ def load_table(path: str | os.PathLike) -> LatencyTable:
                         samples=list(data.get("samples") or []),
                         calibration=dict(data.get("calibration") or {}),
                         canary=list(data.get("canary") or []),
+                        validation=list(data.get("validation") or []),
                         complete=bool(data.get("complete")), path=str(path))

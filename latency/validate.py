@@ -90,6 +90,23 @@ def canary_ratio(space: MnasNetSpace, table: LatencyTable, profiler: Any) -> flo
     return float(profiler.measure(canary_onnx(space)).ms / np.median(then))
 
 
+def score_interleaved(space: MnasNetSpace, table: LatencyTable) -> dict[str, Any] | None:
+    """`lut` and `flops` scored on the validation architectures the build timed interleaved with
+    its entries and calibration samples (same minutes, same machine state; never fitted on);
+    None when the table has none (`latency.build.validation_samples`)."""
+    from .predictors import FlopsPredictor, LutPredictor
+
+    if len(table.validation) < 2:
+        return None
+    archs = [space.decode(s["actions"]) for s in table.validation]
+    measured = [s["ms"] for s in table.validation]
+    lut = LutPredictor(space, table)
+    return {"samples": len(archs),
+            "measurement_cv": float(np.median([s["spread"] for s in table.validation])),
+            "lut": dict(fidelity(lut.predict_many(archs), measured), calibration=lut.calibration),
+            "flops": fidelity(FlopsPredictor(space, table).predict_many(archs), measured)}
+
+
 def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: int, *,
              seed: int = VALIDATION_SEED, progress: bool = False) -> dict[str, Any]:
     """Measure `samples` fresh architectures end to end and score `lut` and `flops` on them."""
@@ -118,6 +135,7 @@ def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: i
         "lut": dict(fidelity(lut_ms, measured), calibration=lut.calibration),
         "flops": fidelity(flops_ms, measured),
         "measure_seconds": round(time.time() - started, 1),
+        "interleaved": score_interleaved(space, table),
         "per_arch": {"actions": actions, "measured_ms": measured.tolist(),
                      "spread": spreads.tolist(), "lut_ms": lut_ms.tolist(),
                      "flops_ms": flops_ms.tolist()},
@@ -138,6 +156,12 @@ def format_report(result: dict[str, Any]) -> str:
                  f"per-round medians) median {result['measurement_cv']:.1%}, p90 "
                  f"{result['measurement_cv_p90']:.1%}; lut calibration "
                  f"{result['lut']['calibration']}")
+    inter = result.get("interleaved")
+    if inter:
+        lut = inter["lut"]
+        lines.append(f"timed interleaved with the build ({inter['samples']} architectures): lut "
+                     f"MAPE {lut['mape']:.1%}, within 10% {lut['within_10pct']:.0%}, Kendall tau "
+                     f"{lut['kendall_tau']:.3f}; flops tau {inter['flops']['kendall_tau']:.3f}")
     if result.get("canary_ratio") is not None:
         lines.append(f"canary now / at build: {result['canary_ratio']:.3f} (machine speed drift; "
                      "shifts MAPE, not the rank metrics)")

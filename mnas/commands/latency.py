@@ -84,7 +84,7 @@ def _run_build(args: argparse.Namespace) -> int:
         raise IsADirectoryError(f"{out}: is a directory (--out names the table file)")
     kwargs = _lut_kwargs(config)
     build = dict(kwargs.get("build") or {})
-    for key in ("calibration_samples", "passes"):
+    for key in ("calibration_samples", "validation_samples", "passes"):
         if getattr(args, key) is not None:
             build[key] = getattr(args, key)
     options = BuildOptions.from_dict(build)
@@ -156,6 +156,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "unfinished one is resumed")
     b.add_argument("--calibration-samples", type=int,
                    help="end-to-end samples to fit the calibration (default 40)")
+    b.add_argument("--validation-samples", type=int, help="also time this many fresh "
+                   "architectures between chunks, never fitted on, for `validate` to score "
+                   "(default 0)")
     b.add_argument("--passes", type=int, help="timings of every layer, in separate passes "
                    "minutes apart (default 2; rerun with more to add passes to a table)")
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")

@@ -153,3 +153,33 @@ def test_build_with_canary_records_it(tmp_path: Path, tiny_space: MnasNetSpace,
 def test_build_options_errors(bad: dict[str, Any], key: str) -> None:
     with pytest.raises(ValueError, match=f"latency.build.{key}"):
         BuildOptions.from_dict(bad)
+
+
+def test_validation_samples_are_interleaved_and_resumed(
+        tmp_path: Path, tiny_space: MnasNetSpace, fake_profiler_cls: type) -> None:
+    """Validation architectures are timed between chunks alongside calibration ones (the same
+    machine state), are never calibration samples, are what `validate` would pick, and an
+    interrupted build times none of them twice."""
+    from latency.validate import VALIDATION_SEED, score_interleaved, validation_actions
+
+    options = BuildOptions(calibration_samples=6, validation_samples=6, chunk=5, canary=False)
+    out = tmp_path / "t.json"
+    profiler = fake_profiler_cls()
+    with pytest.raises(Interrupt):
+        build_table(tiny_space, profiler, out, options, progress=False, on_chunk=_stop_after(2))
+    partial = load_table(out)
+    assert partial.samples and partial.validation  # both kinds from the first chunks on
+    table = build_table(tiny_space, profiler, out, options, progress=False)
+    cal = [s["actions"] for s in table.samples]
+    val = [s["actions"] for s in table.validation]
+    assert len(val) == 6 and not {tuple(a) for a in val} & {tuple(a) for a in cal}
+    assert val == validation_actions(tiny_space, 6, VALIDATION_SEED, cal)
+    assert partial.validation == table.validation[:len(partial.validation)]
+    entries = len(space_entries(tiny_space))
+    assert sum(profiler.calls.values()) == options.passes * entries + len(cal) + len(val)
+    scored = score_interleaved(tiny_space, table)
+    assert scored is not None and scored["samples"] == 6
+    assert set(scored["lut"]) >= {"mape", "within_10pct", "kendall_tau", "calibration"}
+    no_val = build_table(tiny_space, fake_profiler_cls(), tmp_path / "n.json", OPTIONS,
+                         progress=False)
+    assert no_val.validation == [] and score_interleaved(tiny_space, no_val) is None

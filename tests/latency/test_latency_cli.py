@@ -106,6 +106,19 @@ def test_build_passes_flag_adds_passes_to_a_finished_table(
     assert "latency.build.passes: expected an integer >= 1, got 0" in _error_line(capsys)
 
 
+def test_validate_reports_samples_timed_during_the_build(
+        tiny_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    table, out = tmp_path / "t.json", tmp_path / "v.json"
+    assert main(["latency", "build", str(tiny_config), "--out", str(table), "--no-progress",
+                 "--validation-samples", "5"]) == 0
+    assert main(["latency", "validate", str(tiny_config), "--lut", str(table), "--samples", "4",
+                 "--no-progress", "--json", str(out)]) == 0
+    assert "timed interleaved with the build (5 architectures): lut MAPE" in \
+        capsys.readouterr().out
+    inter = json.loads(out.read_text())["interleaved"]
+    assert inter["samples"] == 5 and 0 <= inter["lut"]["within_10pct"] <= 1
+
+
 def test_build_refuses_table_of_another_space(tiny_config: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     table = tmp_path / "t.json"

@@ -173,3 +173,52 @@ def test_trainer_resume_matches_uninterrupted() -> None:
 def test_child_result_validates_status() -> None:
     with pytest.raises(ValueError, match="status"):
         ChildResult(0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, status="weird")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "rmsprop"])
+def test_weight_decay_shrinks_conv_and_fc_weights_only(optimizer: str) -> None:
+    """With a zero loss gradient a step moves only decayed parameters, towards zero; BatchNorm
+    parameters and biases are left alone (the official code keeps them out of its L2 loss)."""
+    from mnas.optim import build_optimizer
+    from search_spaces import build_model
+
+    torch.manual_seed(0)
+    model = build_model(TINY, 4)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = build_optimizer(model, quick(optimizer=optimizer, weight_decay=0.1, momentum=0.0))
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert moved == {n for n, p in model.named_parameters() if p.ndim > 1}
+    for n in moved:
+        p = dict(model.named_parameters())[n]
+        assert p.detach().abs().sum() < before[n].abs().sum()
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    still = {n: p.detach().clone() for n, p in model.named_parameters()}
+    build_optimizer(model, quick(optimizer=optimizer, weight_decay=0.0, momentum=0.0)).step()
+    assert all(torch.equal(p, still[n]) for n, p in model.named_parameters())
+
+
+def test_label_smoothing_reaches_the_loss(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The configured smoothing is what the training loss uses, and it changes the loss."""
+    import torch.nn.functional as F
+
+    from mnas import training
+
+    seen: list[float] = []
+    original = F.cross_entropy
+
+    def spy(logits: torch.Tensor, target: torch.Tensor, **kwargs: float) -> torch.Tensor:
+        seen.append(kwargs["label_smoothing"])
+        return original(logits, target, **kwargs)
+
+    monkeypatch.setattr(training.F, "cross_entropy", spy)
+    losses = {}
+    for smoothing in (0.0, 0.3):
+        result = train_child(TINY, quick(steps=2, label_smoothing=smoothing), num_classes=4)
+        assert result.status == "ok"
+        losses[smoothing] = result.train_loss
+    assert seen == [0.0, 0.0, 0.3, 0.3]
+    assert losses[0.0] != pytest.approx(losses[0.3], rel=1e-3)
