@@ -38,7 +38,8 @@ import torch  # noqa: E402
 from latency import load_table, make_profiler  # noqa: E402
 from latency.build import BuildOptions, arch_onnx, build_table  # noqa: E402
 from latency.predictors import FlopsPredictor, LutPredictor  # noqa: E402
-from latency.validate import VALIDATION_SEED, fidelity, measure_archs, validation_actions  # noqa: E402,E501
+from latency.validate import (VALIDATION_SEED, fidelity, measure_archs,  # noqa: E402
+                              validation_actions)
 from search_spaces.space import MnasNetSpace  # noqa: E402
 
 
