@@ -184,7 +184,8 @@ def stage_final(work: Path, models: list[dict[str, Any]], cifar: Path, epochs: f
     path = work / "final.jsonl"
     done = [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
     have = {(r["name"], r["seed"]) for r in done}
-    jobs = [{"name": m["name"], "blocks": m["blocks"], "seed": s, "epochs": epochs, "max_train": max_train, "cifar": str(cifar)}
+    jobs = [{"name": m["name"], "blocks": m["blocks"], "seed": s, "epochs": epochs,
+             "max_train": max_train, "cifar": str(cifar)}
             for s in (0, 1) for m in models if (m["name"], s) not in have]
     log(f"final: {len(jobs)} trainings to go ({len(have)} done), {workers} at a time")
     with ProcessPoolExecutor(workers) as pool, path.open("a") as out:

@@ -20,7 +20,8 @@ with 1 and then 2 Ray workers, and reports:
 
     .venv/bin/python bench/search_overhead_bench.py [--children 12] [--epochs 1] [--repeats 3]
 
-Writes bench/results/search_overhead.json (or --out). The machine is shared: read ratios, not absolutes.
+Writes bench/results/search_overhead.json (or --out). The machine is shared: read ratios, not
+absolutes.
 """
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ def create_predictor(name: str, *, space: MnasNetSpace, table: Any = None,
     given), build_if_missing (build the table at `table` first if the file does not exist),
     build (dict of BuildOptions), progress. flops kwargs: ms_per_mmac, intercept_ms.
     measured kwargs: profiler. Custom classes get `space`/`table` if their signature takes them."""
-    from .predictors import FlopsPredictor, LutPredictor, MeasuredPredictor
+    from .predictors import FlopsPredictor, MeasuredPredictor
     if name == "lut":
         return _create_lut(space, table, **kwargs)
     if name == "flops":

@@ -54,7 +54,8 @@ class LatencyTable:
         diffs = [k for k in sorted(set(mine) | set(self.space)) if mine.get(k) != self.space.get(k)]
         detail = ", ".join(f"{k} (table {self.space.get(k)!r}, config {mine.get(k)!r})"
                            for k in diffs[:3]) or "fingerprint"
-        raise ValueError(f"{self.path or 'latency table'}: built for another search space: {detail}")
+        where = self.path or "latency table"
+        raise ValueError(f"{where}: built for another search space: {detail}")
 
 
 def save_table(table: LatencyTable, path: str | os.PathLike) -> None:

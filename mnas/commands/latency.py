@@ -55,7 +55,8 @@ def _run_measure(args: argparse.Namespace) -> int:
     cfg = profiler.config
     label = " ".join(args.arch)
     print(f"{label}: {m.ms:.3f} ms ({args.input_size}x{args.input_size}, batch 1; "
-          f"{cfg.statistic} of {cfg.rounds}x{cfg.runs} runs after {cfg.warmup} warm-up, spread {m.spread:.1%}; "
+          f"{cfg.statistic} of {cfg.rounds}x{cfg.runs} runs after {cfg.warmup} warm-up, "
+          f"spread {m.spread:.1%}; "
           f"onnxruntime {profiler.provenance()['onnxruntime']} {cfg.provider}, "
           f"{cfg.threads} thread{'s' if cfg.threads > 1 else ''})")
     return 0
