@@ -96,15 +96,19 @@ def bench_size(size: int, samples: int, calibration: int, table_dir: Path, rebui
     return out
 
 
-def first_pass_only(space: MnasNetSpace, table: Any, per: dict[str, Any]) -> dict[str, Any]:
-    """The same table scored with only its first pass per entry (re-calibrated on the same
-    samples): what the extra passes buy."""
+def first_pass_predictor(space: MnasNetSpace, table: Any) -> LutPredictor:
+    """`lut` from only the first pass of every entry, re-calibrated on the same samples."""
     from dataclasses import replace
 
-    first = {k: dict(v, ms=v["passes_ms"][0]) for k, v in table.entries.items()}
+    first = {k: dict(v, ms=v.get("passes_ms", [v["ms"]])[0]) for k, v in table.entries.items()}
     raw = LutPredictor(space, replace(table, entries=first, calibration={}), calibration="none")
     calibration = raw.fit_calibration(table.samples)
-    one = LutPredictor(space, replace(table, entries=first, calibration=calibration))
+    return LutPredictor(space, replace(table, entries=first, calibration=calibration))
+
+
+def first_pass_only(space: MnasNetSpace, table: Any, per: dict[str, Any]) -> dict[str, Any]:
+    """The same table scored with only its first pass per entry: what the extra passes buy."""
+    one = first_pass_predictor(space, table)
     archs = [space.decode(a) for a in per["actions"]]
     return dict(fidelity(one.predict_many(archs), per["measured_ms"]),
                 calibration=one.calibration)

@@ -24,7 +24,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +41,7 @@ from latency.validate import (VALIDATION_SEED, fidelity, measure_archs,  # noqa:
                               validation_actions)
 from search_spaces.space import MnasNetSpace  # noqa: E402
 
-
-def first_pass_predictor(space: MnasNetSpace, table: Any) -> LutPredictor:
-    first = {k: dict(v, ms=v.get("passes_ms", [v["ms"]])[0]) for k, v in table.entries.items()}
-    raw = LutPredictor(space, replace(table, entries=first, calibration={}), calibration="none")
-    calibration = raw.fit_calibration(table.samples)
-    return LutPredictor(space, replace(table, entries=first, calibration=calibration))
+from latency_bench import first_pass_predictor  # noqa: E402  (bench/ is the script's dir)
 
 
 def learned_correction(space: MnasNetSpace, lut: LutPredictor, actions: list[list[int]],

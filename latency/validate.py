@@ -90,21 +90,24 @@ def canary_ratio(space: MnasNetSpace, table: LatencyTable, profiler: Any) -> flo
     return float(profiler.measure(canary_onnx(space)).ms / np.median(then))
 
 
-def score_interleaved(space: MnasNetSpace, table: LatencyTable) -> dict[str, Any] | None:
+def score_interleaved(space: MnasNetSpace, table: LatencyTable, lut: Any = None,
+                      flops: Any = None) -> dict[str, Any] | None:
     """`lut` and `flops` scored on the validation architectures the build timed interleaved with
     its entries and calibration samples (same minutes, same machine state; never fitted on);
-    None when the table has none (`latency.build.validation_samples`)."""
+    None when the table has none (`latency.build.validation_samples`). `lut`/`flops`: the
+    table's predictors, when the caller has them already."""
     from .predictors import FlopsPredictor, LutPredictor
 
     if len(table.validation) < 2:
         return None
+    lut = lut or LutPredictor(space, table)
+    flops = flops or FlopsPredictor(space, table)
     archs = [space.decode(s["actions"]) for s in table.validation]
     measured = [s["ms"] for s in table.validation]
-    lut = LutPredictor(space, table)
     return {"samples": len(archs),
             "measurement_cv": float(np.median([s["spread"] for s in table.validation])),
             "lut": dict(fidelity(lut.predict_many(archs), measured), calibration=lut.calibration),
-            "flops": fidelity(FlopsPredictor(space, table).predict_many(archs), measured)}
+            "flops": fidelity(flops.predict_many(archs), measured)}
 
 
 def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: int, *,
@@ -135,7 +138,7 @@ def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: i
         "lut": dict(fidelity(lut_ms, measured), calibration=lut.calibration),
         "flops": fidelity(flops_ms, measured),
         "measure_seconds": round(time.time() - started, 1),
-        "interleaved": score_interleaved(space, table),
+        "interleaved": score_interleaved(space, table, lut, flops),
         "per_arch": {"actions": actions, "measured_ms": measured.tolist(),
                      "spread": spreads.tolist(), "lut_ms": lut_ms.tolist(),
                      "flops_ms": flops_ms.tolist()},
