@@ -49,6 +49,9 @@ class BuildOptions:
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"latency.build.{name}: expected an integer >= {low}, "
                                  f"got {value!r}")
+        if self.validation_samples == 1:
+            raise ValueError("latency.build.validation_samples: expected 0 (none) or at least 2 "
+                             "(a ranking needs two), got 1")
         if not isinstance(self.drift_tol, (int, float)) or self.drift_tol <= 0:
             raise ValueError(f"latency.build.drift_tol: expected a number > 0, got "
                              f"{self.drift_tol!r}")
@@ -169,8 +172,7 @@ def _validation_plan(space: MnasNetSpace, opt: BuildOptions, calibration: list[l
     if not opt.validation_samples:
         return []
     from .validate import VALIDATION_SEED, validation_actions
-    return validation_actions(space, max(2, opt.validation_samples), VALIDATION_SEED,
-                              calibration)
+    return validation_actions(space, opt.validation_samples, VALIDATION_SEED, calibration)
 
 
 def _interleave(calibration: list[list[int]], validation: list[list[int]]

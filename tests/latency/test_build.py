@@ -149,7 +149,9 @@ def test_build_with_canary_records_it(tmp_path: Path, tiny_space: MnasNetSpace,
 
 @pytest.mark.parametrize("bad, key", [({"chunk": 0}, "chunk"), ({"drift_tol": -1}, "drift_tol"),
                                       ({"calibration_samples": 2.5}, "calibration_samples"),
-                                      ({"chunks": 3}, "chunks"), ({"passes": 0}, "passes")])
+                                      ({"chunks": 3}, "chunks"), ({"passes": 0}, "passes"),
+                                      ({"validation_samples": 1}, "validation_samples"),
+                                      ({"validation_samples": -2}, "validation_samples")])
 def test_build_options_errors(bad: dict[str, Any], key: str) -> None:
     with pytest.raises(ValueError, match=f"latency.build.{key}"):
         BuildOptions.from_dict(bad)
