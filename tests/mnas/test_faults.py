@@ -19,21 +19,11 @@ import yaml
 from mnas.cli import main
 from mnas.history import HistoryWriter, load_history
 
-TINY: dict[str, Any] = {
-    "name": "tiny", "seed": 1,
-    "search_space": {"input_size": 8, "num_classes": 4, "stem_filters": 4, "stem_stride": 1,
-                     "head_filters": 16, "width_divisor": 4,
-                     "base": [{"kernel": 3, "stride": 1, "expansion": 1, "filters": 4, "layers": 1},
-                              {"kernel": 3, "stride": 2, "expansion": 6, "filters": 8,
-                               "layers": 1}]},
-    "latency": {"predictor": "flops", "kwargs": {"ms_per_mmac": 1.0}, "target_ms": 0.05},
-    "reward": {"failed_reward": -0.5},
-    "child_training": {"data": {"name": "synthetic", "input_size": 8, "synthetic_samples": 64,
-                                "num_classes": 4}, "steps": 2, "batch_size": 16, "threads": 1,
-                       "bn_recalibration": 1},
-    "budget": {"children": 4, "batch": 2},
-    "output": {"tensorboard": False, "plot": False},
-}
+#: The shared tiny search (tiny_search.yaml), with a failed-child reward and a 4-child budget.
+TINY: dict[str, Any] = yaml.safe_load((Path(__file__).parent / "tiny_search.yaml").read_text())
+TINY["reward"] = {"failed_reward": -0.5}
+TINY["child_training"]["bn_recalibration"] = 1
+TINY["budget"] = {"children": 4, "batch": 2}
 
 
 def _write(tmp_path: Path, data: Any = None, *, text: str | None = None,

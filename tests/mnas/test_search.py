@@ -212,19 +212,9 @@ import yaml  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
-TINY_CONFIG = {
-    "name": "tiny", "seed": 1,
-    "search_space": {"input_size": 8, "num_classes": 4, "stem_filters": 4, "stem_stride": 1,
-                     "head_filters": 16, "width_divisor": 4,
-                     "base": [{"kernel": 3, "stride": 1, "expansion": 1, "filters": 4, "layers": 1},
-                              {"kernel": 3, "stride": 2, "expansion": 6, "filters": 8,
-                               "layers": 1}]},
-    "latency": {"predictor": "flops", "kwargs": {"ms_per_mmac": 1.0}, "target_ms": 0.05},
-    "child_training": {"data": {"name": "synthetic", "input_size": 8, "synthetic_samples": 64,
-                                "num_classes": 4}, "steps": 2, "batch_size": 16, "threads": 1},
-    "budget": {"children": 40, "batch": 4},
-    "output": {"tensorboard": False, "plot": False},
-}
+#: The shared tiny search (tiny_search.yaml) with a 40-child budget: long enough to kill.
+TINY_CONFIG = {**yaml.safe_load((Path(__file__).parent / "tiny_search.yaml").read_text()),
+               "budget": {"children": 40, "batch": 4}}
 
 
 def write_config(tmp_path, **sections):
