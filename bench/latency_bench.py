@@ -10,10 +10,13 @@ build time therefore includes the validation networks. Then time
 and warm). onnxruntime CPUExecutionProvider, one thread, batch 1, pinned to one core.
 
     .venv/bin/python bench/latency_bench.py [--samples 100] [--sizes 32 224] [--statistic min]
-        [--passes 2]
+        [--passes 2] [--sweeps 2]
 
-Each table is built with `--passes` timings per entry (separate passes, minutes apart); the
-report also scores the same table using only its first pass, to show what the extra pass buys.
+Each table is built with `--passes` timings per entry and per calibration network (separate
+passes, minutes apart); the report also scores the same table using only its first pass, to show
+what the extra pass buys. Validation networks are timed in `--sweeps` sweeps, as `mnas latency
+validate` does, and the whole validation measurement is repeated once to show its own
+repeatability.
 
 Writes bench/results/latency.json after every stage (so a cut-off run keeps what finished) and
 prints a table. Tables go to runs/latency/bench_<size>_<statistic>.json; an existing complete
@@ -40,7 +43,8 @@ from latency import load_table, make_profiler  # noqa: E402
 from latency.build import BuildOptions, build_table  # noqa: E402
 from latency.keys import space_entries  # noqa: E402
 from latency.predictors import LutPredictor  # noqa: E402
-from latency.validate import METRICS, fidelity, measure_archs, validate  # noqa: E402
+from latency.validate import (METRICS, combine_sweeps, fidelity, measure_archs,  # noqa: E402
+                              validate)
 from search_spaces.space import MnasNetSpace  # noqa: E402
 
 PROFILER = {"provider": "CPUExecutionProvider", "threads": 1, "warmup": 10, "runs": 30,
@@ -55,7 +59,8 @@ def _write(out: Path, result: dict[str, Any]) -> None:
 
 
 def bench_size(size: int, samples: int, calibration: int, table_dir: Path, rebuild: bool,
-               progress: bool, profiler_cfg: dict[str, Any], passes: int) -> dict[str, Any]:
+               progress: bool, profiler_cfg: dict[str, Any], passes: int, sweeps: int
+               ) -> dict[str, Any]:
     """Build (timed) and validate the table of the default space at `size`."""
     space = MnasNetSpace(input_size=size)
     path = table_dir / f"bench_{size}_{profiler_cfg['statistic']}.json"
@@ -88,11 +93,13 @@ def bench_size(size: int, samples: int, calibration: int, table_dir: Path, rebui
         "provenance": table.provenance,
     }
     load1 = os.getloadavg()[0]
-    out["validation"] = validate(space, table, profiler, samples, progress=progress)
+    out["validation"] = validate(space, table, profiler, samples, sweeps=sweeps,
+                                 progress=progress)
     out["validation"]["loadavg_1min"] = [round(load1, 2), round(os.getloadavg()[0], 2)]
-    out["remeasure"] = remeasure(space, profiler, out["validation"]["per_arch"])
+    out["remeasure"] = remeasure(space, profiler, out["validation"]["per_arch"], sweeps)
     if passes > 1:
         out["first_pass_only"] = first_pass_only(space, table, out["validation"]["per_arch"])
+    out["per_calibration"] = per_calibration(space, table, out["validation"]["per_arch"])
     return out
 
 
@@ -114,12 +121,16 @@ def first_pass_only(space: MnasNetSpace, table: Any, per: dict[str, Any]) -> dic
                 calibration=one.calibration)
 
 
-def remeasure(space: MnasNetSpace, profiler: Any, per: dict[str, Any]) -> dict[str, Any]:
-    """Time the validation archs a second time: how well the measurement agrees with itself
-    (the ceiling for any predictor), and lut/flops against the mean of both passes."""
+def remeasure(space: MnasNetSpace, profiler: Any, per: dict[str, Any], sweeps: int
+              ) -> dict[str, Any]:
+    """Time the validation archs again, the same way (`sweeps` sweeps, combined alike): how
+    well the measurement agrees with itself (the ceiling for any predictor), and lut/flops
+    against the mean of both."""
     archs = [space.decode(a) for a in per["actions"]]
     first = np.array(per["measured_ms"])
-    second = np.array([m.ms for m in measure_archs(space, archs, profiler)])
+    again = np.array([[m.ms for m in measure_archs(space, archs, profiler)]
+                      for _ in range(sweeps)])
+    second, _ = combine_sweeps(again, profiler.config.statistic)
     both = (first + second) / 2
     return {"second_vs_first": fidelity(second, first),
             "lut_vs_mean_of_two": fidelity(per["lut_ms"], both),
@@ -153,6 +164,42 @@ def bench_throughput(table_path: Path, n: int, repeats: int) -> dict[str, Any]:
             "target_archs_per_s": 50_000}
 
 
+def per_calibration(space: MnasNetSpace, table: Any, per: dict[str, Any]) -> dict[str, Any]:
+    """Every calibration kind in the table, scored on the validation timings after the build
+    and on those interleaved with it: what the selected kind buys over the others."""
+    archs = [space.decode(a) for a in per["actions"]]
+    inter = [space.decode(s["actions"]) for s in table.validation]
+    out = {}
+    for kind in table.calibration["fits"]:
+        if kind == "flops":
+            continue
+        lut = LutPredictor(space, table, calibration=kind)
+        out[kind] = {"after_build": fidelity(lut.predict_many(archs), per["measured_ms"])}
+        if len(inter) >= 2:
+            out[kind]["interleaved"] = fidelity(lut.predict_many(inter),
+                                                [s["ms"] for s in table.validation])
+    return out
+
+
+def rescore(args: argparse.Namespace) -> None:
+    """Re-score an existing results file's stored timings (`per_calibration`) and re-time
+    predict_many on its table; records the command that did it."""
+    result = json.loads(args.out.read_text())
+    for size in result["sizes"]:
+        r = result[f"r{size}"]
+        table = load_table(r["table"])
+        r["per_calibration"] = per_calibration(MnasNetSpace.from_dict(table.space), table,
+                                               r["validation"]["per_arch"])
+    big = max(result["sizes"])
+    result["throughput"] = bench_throughput(Path(result[f"r{big}"]["table"]), 100_000, 5)
+    command = "python bench/latency_bench.py " + " ".join(sys.argv[1:])
+    result["rescored"] = {"command": command,
+                          "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    result["throughput"]["table_input_size"] = big
+    _write(args.out, result)
+    print_report(result)
+
+
 def print_report(result: dict[str, Any]) -> None:
     for size in result["sizes"]:
         r = result.get(f"r{size}")
@@ -167,6 +214,10 @@ def print_report(result: dict[str, Any]) -> None:
         for key in METRICS:
             fmt = "{:>9.3f}" if "tau" in key or "rho" in key else "{:>9.1%}"
             print(f"  {key:<13}" + fmt.format(v["lut"][key]) + fmt.format(v["flops"][key]))
+        sv = v.get("sweep_vs_sweep")
+        if sv:
+            print(f"  one sweep against another: within 10% {sv['within_10pct']:.0%}, Kendall "
+                  f"tau {sv['kendall_tau']:.3f} (the best of {v['sweeps']} is scored above)")
         inter = v.get("interleaved")
         if inter:
             lut, fl = inter["lut"], inter["flops"]
@@ -178,6 +229,13 @@ def print_report(result: dict[str, Any]) -> None:
         if fp:
             print(f"  lut from the first pass only: MAPE {fp['mape']:.1%}, within 10% "
                   f"{fp['within_10pct']:.0%}, Kendall tau {fp['kendall_tau']:.3f}")
+        for kind, sc in (r.get("per_calibration") or {}).items():
+            ib = sc.get("interleaved", {})
+            print(f"  calibration {kind:<17} after the build: within 10% "
+                  f"{sc['after_build']['within_10pct']:.0%}, tau "
+                  f"{sc['after_build']['kendall_tau']:.3f}; interleaved: within 10% "
+                  f"{ib.get('within_10pct', float('nan')):.0%}, tau "
+                  f"{ib.get('kendall_tau', float('nan')):.3f}")
         rm = r.get("remeasure")
         if rm:
             s = rm["second_vs_first"]
@@ -196,32 +254,39 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 224])
     ap.add_argument("--samples", type=int, default=100, help="validation archs per size")
-    ap.add_argument("--calibration-samples", type=int, default=40)
+    ap.add_argument("--calibration-samples", type=int, default=120)
     ap.add_argument("--table-dir", type=Path, default=ROOT / "runs" / "latency")
     ap.add_argument("--statistic", default="min", help="profiler statistic of the runs "
                     "(min: the default, far steadier on a noisy shared VM than the median)")
     ap.add_argument("--passes", type=int, default=2, help="timings per table entry")
+    ap.add_argument("--sweeps", type=int, default=2, help="timings per validation architecture")
     ap.add_argument("--out", type=Path, help="default bench/results/latency.json (min) or "
                     "latency_<statistic>.json")
     ap.add_argument("--rebuild", action="store_true", help="rebuild existing tables (timed)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--rescore", action="store_true", help="no new timings: re-score the "
+                    "stored ones with every calibration kind and re-time predict_many, updating "
+                    "the results file (after a predictor-only change)")
     args = ap.parse_args()
     profiler_cfg = dict(PROFILER, statistic=args.statistic)
     suffix = "" if args.statistic == "min" else f"_{args.statistic}"
     args.out = args.out or ROOT / "bench" / "results" / f"latency{suffix}.json"
     torch.set_num_threads(1)  # exports only; timing is onnxruntime's, pinned to one core
+    if args.rescore:
+        rescore(args)
+        return
     result: dict[str, Any] = {
         "command": "python bench/latency_bench.py " + " ".join(sys.argv[1:]),
         "sizes": args.sizes, "samples": args.samples,
         "calibration_samples": args.calibration_samples, "profiler": profiler_cfg,
-        "passes": args.passes,
+        "passes": args.passes, "sweeps": args.sweeps,
         "cpu_count": os.cpu_count(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                               time.gmtime()),
     }
     for size in args.sizes:
         result[f"r{size}"] = bench_size(size, args.samples, args.calibration_samples,
                                         args.table_dir, args.rebuild, not args.no_progress,
-                                        profiler_cfg, args.passes)
+                                        profiler_cfg, args.passes, args.sweeps)
         _write(args.out, result)
     big = max(args.sizes)
     result["throughput"] = bench_throughput(

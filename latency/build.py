@@ -5,9 +5,9 @@ random order, so one entry's measurements lie minutes apart and a burst of load 
 hits only one of them; the entry keeps the best pass (`min` statistic) or the median of passes.
 A fixed canary network is re-timed every `chunk` entries; when it drifts by more than `drift_tol`
 the chunk is re-measured (up to `max_retries` times). End-to-end calibration samples are measured
-*between* chunks, so table entries and the measurements that calibrate them see the same machine
-state. The partial table is written atomically after every chunk: an interrupted build resumes
-and keeps what is finished.
+*between* chunks, once per pass like the entries, so table entries and the measurements that
+calibrate them see the same machine state and are combined the same way. The partial table is
+written atomically after every chunk: an interrupted build resumes and keeps what is finished.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from .table import LatencyTable, load_table, save_table
 class BuildOptions:
     """Knobs of a table build (all have sensible defaults)."""
 
-    calibration_samples: int = 40
+    calibration_samples: int = 120
     validation_samples: int = 0
     passes: int = 2
     seed: int = 0
@@ -141,21 +141,37 @@ class _Builder:
             if abs(ratio - 1.0) <= self.opt.drift_tol or attempt == self.opt.max_retries:
                 break
             time.sleep(min(5.0, 1.0 + attempt))  # let a burst of load from elsewhere pass
-        best = getattr(getattr(self.profiler, "config", None), "statistic", "median") == "min"
         for e, m in zip(chunk, results):
             passes = _passes(self.entries.get(e.key)) + [m.ms]
-            ms = float(min(passes) if best else np.median(passes))
-            # the spread of passes minutes apart is the honest repeatability; one pass: rounds'
-            spread = float(np.std(passes, ddof=1) / np.mean(passes)) if len(passes) > 1 \
-                else m.spread
+            ms, spread = self.combine(passes, m.spread)
             self.entries[e.key] = {"ms": ms, "spread": spread, "passes_ms": passes,
                                    "canary_ratio": ratio}
 
-    def measure_sample(self, kind: str, actions: list[int]) -> None:
-        arch = self.space.decode(actions)
-        m = self.profiler.measure(arch_onnx(self.space, arch))
+    def combine(self, passes: list[float], one_spread: float) -> tuple[float, float]:
+        """The best pass (`min` statistic) or their median, and the spread of passes minutes
+        apart (the honest repeatability; with one pass, that pass's rounds')."""
+        best = getattr(getattr(self.profiler, "config", None), "statistic", "median") == "min"
+        ms = float(min(passes) if best else np.median(passes))
+        spread = float(np.std(passes, ddof=1) / np.mean(passes)) if len(passes) > 1 \
+            else one_spread
+        return ms, spread
+
+    def sample_passes(self, kind: str, index: int) -> int:
         into = self.samples if kind == "calibration" else self.validation
-        into.append({"actions": list(actions), "ms": m.ms, "spread": m.spread})
+        return len(_passes(into[index])) if index < len(into) else 0
+
+    def measure_sample(self, kind: str, index: int, actions: list[int]) -> None:
+        """One more pass of end-to-end sample `index` (samples are timed once per pass, like
+        entries, so calibration fits and validation scores compare like with like)."""
+        m = self.profiler.measure(arch_onnx(self.space, self.space.decode(actions)))
+        into = self.samples if kind == "calibration" else self.validation
+        passes = (_passes(into[index]) if index < len(into) else []) + [m.ms]
+        ms, spread = self.combine(passes, m.spread)
+        record = {"actions": list(actions), "ms": ms, "spread": spread, "passes_ms": passes}
+        if index < len(into):
+            into[index] = record
+        else:
+            into.append(record)
 
 
 def _passes(entry: dict[str, Any] | None) -> list[float]:
@@ -176,11 +192,13 @@ def _validation_plan(space: MnasNetSpace, opt: BuildOptions, calibration: list[l
 
 
 def _interleave(calibration: list[list[int]], validation: list[list[int]]
-                ) -> list[tuple[str, list[int]]]:
-    """Both kinds spread evenly over the build, so neither sees a different machine state."""
-    tagged = [(i / max(1, len(calibration)), "calibration", a) for i, a in enumerate(calibration)]
-    tagged += [(i / max(1, len(validation)), "validation", a) for i, a in enumerate(validation)]
-    return [(kind, a) for _, kind, a in sorted(tagged, key=lambda t: (t[0], t[1]))]
+                ) -> list[tuple[str, int, list[int]]]:
+    """Both kinds spread evenly over a pass, so neither sees a different machine state."""
+    tagged = [(i / max(1, len(calibration)), "calibration", i, a)
+              for i, a in enumerate(calibration)]
+    tagged += [(i / max(1, len(validation)), "validation", i, a)
+               for i, a in enumerate(validation)]
+    return [(kind, i, a) for _, kind, i, a in sorted(tagged, key=lambda t: (t[0], t[1]))]
 
 
 def build_table(space: MnasNetSpace, profiler: Any, out: str | os.PathLike,
@@ -195,36 +213,38 @@ def build_table(space: MnasNetSpace, profiler: Any, out: str | os.PathLike,
     b = _Builder(space, profiler, Path(out), opt, progress)
     b.resume()
     entries = space_entries(space)
-    chunks: list[list[Entry]] = []
+    rng = np.random.default_rng(opt.seed)
+    planned = [space.sample_actions(rng) for _ in range(opt.calibration_samples)]
+    samples = _interleave(planned, _validation_plan(space, opt, planned))
+    plan: list[tuple[list[list[Entry]], list[tuple[str, int, list[int]]]]] = []
     for p in range(opt.passes):
         todo = [e for e in entries if b.passes_done(e.key) <= p]
         # random order, new each pass: slow drift then hits entries of all blocks alike, and the
         # ETA is realistic (network order would time all the large early-block layers first)
         order = np.random.default_rng(opt.seed + 1 + p).permutation(len(todo))
         todo = [todo[i] for i in order]
-        chunks.extend(todo[c:c + opt.chunk] for c in range(0, len(todo), opt.chunk))
-    rng = np.random.default_rng(opt.seed)
-    planned = [space.sample_actions(rng) for _ in range(opt.calibration_samples)]
-    pending = _interleave(planned[len(b.samples):], _validation_plan(space, opt, planned)
-                          [len(b.validation):])
-    per_chunk = math.ceil(len(pending) / max(1, len(chunks))) if pending else 0
-    bar = tqdm(total=sum(map(len, chunks)) + len(pending), desc="latency table", unit="entry",
-               disable=not progress, smoothing=0.05)
+        plan.append(([todo[c:c + opt.chunk] for c in range(0, len(todo), opt.chunk)],
+                     [s for s in samples if b.sample_passes(s[0], s[1]) <= p]))
+    bar = tqdm(total=sum(sum(map(len, c)) + len(s) for c, s in plan), desc="latency table",
+               unit="entry", disable=not progress, smoothing=0.05)
     b.check_canary()
-    for chunk in chunks:
-        b.measure_chunk(chunk, [entry_onnx(e) for e in chunk])
-        bar.update(len(chunk))
-        for _ in range(min(per_chunk, len(pending))):
+    for chunks, pending in plan:
+        # this pass's end-to-end samples, spread evenly between its chunks
+        per_chunk = math.ceil(len(pending) / max(1, len(chunks))) if pending else 0
+        for chunk in chunks:
+            b.measure_chunk(chunk, [entry_onnx(e) for e in chunk])
+            bar.update(len(chunk))
+            for _ in range(min(per_chunk, len(pending))):
+                b.measure_sample(*pending.pop(0))
+                bar.update(1)
+            b.save(complete=False)
+            if on_chunk is not None:
+                on_chunk(len(b.entries))
+        while pending:
             b.measure_sample(*pending.pop(0))
             bar.update(1)
         b.save(complete=False)
-        if on_chunk is not None:
-            on_chunk(len(b.entries))
-    while pending:
-        b.measure_sample(*pending.pop(0))
-        bar.update(1)
     bar.close()
-    b.save(complete=False)
     table = load_table(b.out)
     calibration = LutPredictor(space, table, calibration="none").fit_calibration(table.samples)
     b.save(complete=True, calibration=calibration)

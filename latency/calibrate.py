@@ -23,6 +23,10 @@ KINDS: dict[str, tuple[str, ...]] = {
     "blockwise_layers": ("blocks", "layers"),
 }
 FLOPS_FEATURES = ("mmacs",)
+#: The learned correction needs this many end-to-end samples (fewer: it is not tried).
+LEARNED_MIN_SAMPLES = 80
+LEARNED_BASE = "linear_layers"
+_TREES = {"n_estimators": 200, "max_depth": 2, "learning_rate": 0.05, "subsample": 0.8}
 
 
 def fit_linear(x: np.ndarray, y: np.ndarray, free: Sequence[int] = ()
@@ -57,9 +61,95 @@ def cv_mape(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0,
     return float(errors.mean())
 
 
-def fit_calibrations(features: dict[str, np.ndarray], y: Sequence[float]) -> dict[str, Any]:
+def fit_trees(x: np.ndarray, target: np.ndarray) -> dict[str, Any]:
+    """Gradient-boosted regression trees (scikit-learn) as JSON-able arrays for `Trees`."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    model = GradientBoostingRegressor(random_state=0, **_TREES).fit(x, target)
+    trees = [{"feature": t.tree_.feature.tolist(), "threshold": t.tree_.threshold.tolist(),
+              "left": t.tree_.children_left.tolist(), "right": t.tree_.children_right.tolist(),
+              "value": t.tree_.value[:, 0, 0].tolist()} for t in model.estimators_[:, 0]]
+    return {"init": float(np.ravel(model.init_.constant_)[0]),
+            "learning_rate": float(model.learning_rate), "n_features": int(x.shape[1]),
+            "trees": trees}
+
+
+class Trees:
+    """Evaluates `fit_trees` output with numpy: all trees walked at once, level by level (trees
+    padded to one node count), in row chunks that keep the arrays small."""
+
+    CHUNK = 2048
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.init, self.rate = float(data["init"]), float(data["learning_rate"])
+        self.n_features = int(data["n_features"])
+        trees = data["trees"]
+        width = max((len(t["feature"]) for t in trees), default=1)
+
+        def padded(key: str, fill: float, dtype: Any) -> np.ndarray:
+            out = np.full((len(trees), width), fill, dtype=dtype)
+            for i, t in enumerate(trees):
+                out[i, :len(t[key])] = t[key]
+            return out
+
+        self.feature = padded("feature", -2, np.int64)
+        self.threshold = padded("threshold", 0.0, np.float64)
+        self.left, self.right = padded("left", -1, np.int64), padded("right", -1, np.int64)
+        self.value = padded("value", 0.0, np.float64)
+        self.depth = max((_depth(t["left"], t["right"]) for t in trees), default=0)
+        self.tree = np.arange(len(trees))[None, :]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"learned calibration: expected {self.n_features} features, got "
+                             f"shape {x.shape}")
+        x = x.astype(np.float32)  # scikit-learn's trees split float32 inputs
+        out = np.empty(len(x))
+        t = self.tree
+        for start in range(0, len(x), self.CHUNK):
+            xs = x[start:start + self.CHUNK]
+            rows = np.arange(len(xs))[:, None]
+            node = np.zeros((len(xs), t.shape[1]), dtype=np.int64)
+            for _ in range(self.depth):
+                f = self.feature[t, node]
+                go_left = xs[rows, np.maximum(f, 0)] <= self.threshold[t, node]
+                step = np.where(go_left, self.left[t, node], self.right[t, node])
+                node = np.where(f >= 0, step, node)
+            out[start:start + len(xs)] = self.init + self.rate * self.value[t, node].sum(axis=1)
+        return out
+
+
+def _depth(left: Sequence[int], right: Sequence[int], node: int = 0) -> int:
+    if left[node] < 0:
+        return 0
+    return 1 + max(_depth(left, right, int(left[node])), _depth(left, right, int(right[node])))
+
+
+def _learned(x: np.ndarray, corr: np.ndarray, y: np.ndarray, free: Sequence[int]
+             ) -> tuple[np.ndarray, float, dict[str, Any]]:
+    coef, b = fit_linear(x, y, free)
+    return coef, b, fit_trees(corr, np.log(y / np.maximum(x @ coef + b, 1e-9)))
+
+
+def cv_mape_learned(x: np.ndarray, corr: np.ndarray, y: np.ndarray, free: Sequence[int],
+                    folds: int = 5, seed: int = 0) -> float:
+    """`cv_mape` of the learned kind: base fit and trees refitted on every training fold."""
+    order = np.random.default_rng(seed).permutation(len(y))
+    errors = np.empty(len(y))
+    for f in range(folds):
+        test = order[f::folds]
+        train = np.setdiff1d(order, test)
+        coef, b, trees = _learned(x[train], corr[train], y[train], free)
+        pred = (x[test] @ coef + b) * np.exp(Trees(trees).predict(corr[test]))
+        errors[test] = np.abs(pred - y[test]) / y[test]
+    return float(errors.mean())
+
+
+def fit_calibrations(features: dict[str, np.ndarray], y: Sequence[float],
+                     correction: np.ndarray | None = None) -> dict[str, Any]:
     """Fit every kind plus the flops cost; select the kind with the lowest cross-validated MAPE
-    (a kind with more parameters than a fifth of the samples is not considered)."""
+    (a kind with more parameters than a fifth of the samples is not considered; `learned` only
+    with `correction` features and at least `LEARNED_MIN_SAMPLES` samples)."""
     y = np.asarray(y, dtype=float)
     fits: dict[str, Any] = {}
     for kind, names in list(KINDS.items()) + [("flops", FLOPS_FEATURES)]:
@@ -70,6 +160,14 @@ def fit_calibrations(features: dict[str, np.ndarray], y: Sequence[float]) -> dic
         coef, intercept = fit_linear(x, y, free)
         fits[kind] = {"features": list(names), "coef": coef.tolist(), "intercept": intercept,
                       "cv_mape": cv_mape(x, y, free=free)}
+    if correction is not None and len(y) >= LEARNED_MIN_SAMPLES and LEARNED_BASE in fits:
+        names = KINDS[LEARNED_BASE]
+        x = np.hstack([features[n].reshape(len(y), -1) for n in names])
+        free = [x.shape[1] - 1]
+        coef, intercept, trees = _learned(x, correction, y, free)
+        fits["learned"] = {"features": list(names), "coef": coef.tolist(),
+                           "intercept": intercept, "trees": trees,
+                           "cv_mape": cv_mape_learned(x, correction, y, free)}
     candidates = {k: v["cv_mape"] for k, v in fits.items() if k != "flops"}
     finite = {k: v for k, v in candidates.items() if np.isfinite(v)}
     selected = min(finite, key=finite.get) if finite else "linear"

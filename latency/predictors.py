@@ -12,20 +12,31 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from search_spaces.space import MnasNetSpace
-from search_spaces.specs import ArchSpec, BlockSpec
+from search_spaces.specs import OPS, ArchSpec, BlockSpec
 
-from .calibrate import fit_calibrations
+from .calibrate import Trees, fit_calibrations
 from .keys import (Entry, head_key, head_macs, head_weights, layer_key, layer_macs,
                    layer_weights, out_res, stem_key, stem_macs, stem_weights)
 from .table import LatencyTable
 
 _BASE_FEATURES = ("lut", "layers", "mmacs", "mweights")
 _NB = len(_BASE_FEATURES)
+_SKIPS = ("none", "identity", "pool")
+
+
+def _block_attrs(block: BlockSpec) -> tuple[float, ...]:
+    """A block's choices as numbers, for the learned calibration's trees."""
+    return (OPS.index(block.op), block.kernel, block.expansion, block.se_ratio,
+            _SKIPS.index(block.skip) if block.skip in _SKIPS else -1, block.repeats,
+            block.out_filters)
+
+
+_NA = 7  # len(_block_attrs(...))
 
 
 class _FeatureCache:
     """Per-block feature rows: [lut ms, layers, M multiply-adds, M weights, one-hot-positioned
-    lut ms]."""
+    lut ms], and beside them the block's choices as numbers (`attrs`)."""
 
     def __init__(self, space: MnasNetSpace, entries: dict[str, float] | None,
                  on_missing: Any = None, where: str = "latency table") -> None:
@@ -35,6 +46,7 @@ class _FeatureCache:
         self.n_rows = 0
         self.index: dict[Any, int] = {}
         self.matrix = np.zeros((64, self.width))  # grown by doubling: predict() stays O(1)
+        self.attrs = np.zeros((64, _NA))
 
     def _ms(self, key: str, entry: Entry | None = None) -> float:
         if self.entries is None:
@@ -47,9 +59,13 @@ class _FeatureCache:
             value = self.entries[key] = float(self.on_missing(entry))
         return value
 
-    def _row(self, pos: int, ms: float, layers: int, macs: int, weights: int) -> int:
+    def _row(self, pos: int, ms: float, layers: int, macs: int, weights: int,
+             attrs: tuple[float, ...] = ()) -> int:
         if self.n_rows == len(self.matrix):
             self.matrix = np.vstack([self.matrix, np.zeros_like(self.matrix)])
+            self.attrs = np.vstack([self.attrs, np.zeros_like(self.attrs)])
+        if attrs:
+            self.attrs[self.n_rows] = attrs
         row = self.matrix[self.n_rows]
         row[:_NB] = (ms, layers, macs / 1e6, weights / 1e6)
         row[_NB + pos] = ms
@@ -67,7 +83,8 @@ class _FeatureCache:
                 macs += layer_macs(spec, r)
                 weights += layer_weights(spec)
                 r = out_res(r, spec.stride)
-            idx = self.index[key] = self._row(pos, ms, block.repeats, macs, weights)
+            idx = self.index[key] = self._row(pos, ms, block.repeats, macs, weights,
+                                              _block_attrs(block))
         return idx
 
     def edge_row(self, kind: str, arch: ArchSpec, res: int) -> int:
@@ -109,9 +126,19 @@ class _FeatureCache:
             row[n + 1] = self.edge_row("head", arch, res)
         return out
 
-    def features(self, archs: Sequence[ArchSpec]) -> np.ndarray:
+    def gather(self, archs: Sequence[ArchSpec]) -> tuple[np.ndarray, np.ndarray]:
+        """(row indices, summed feature rows) of every architecture."""
         idx = self.indices(archs)  # first: it may grow the matrix
-        return self.matrix[idx].sum(axis=1)
+        return idx, self.matrix[idx].sum(axis=1)
+
+    def features(self, archs: Sequence[ArchSpec]) -> np.ndarray:
+        return self.gather(archs)[1]
+
+    def correction(self, idx: np.ndarray, feats: np.ndarray) -> np.ndarray:
+        """The learned calibration's inputs: every block's choices, and each position's share
+        of the table sum."""
+        shares = feats[:, _NB:] / np.maximum(feats[:, :1], 1e-12)
+        return np.hstack([self.attrs[idx[:, 1:-1]].reshape(len(idx), -1), shares])
 
 
 def _columns(names: Iterable[str], n_pos: int) -> list[int]:
@@ -131,6 +158,7 @@ class _LinearPredictor:
     coef: np.ndarray
     cols: list[int]
     intercept: float
+    trees: Trees | None = None
 
     def predict(self, arch: ArchSpec) -> float:
         return float(self.predict_many([arch])[0])
@@ -139,15 +167,19 @@ class _LinearPredictor:
         archs = list(archs)
         if not archs:
             return np.zeros(0)
-        feats = self.cache.features(archs)
-        return feats[:, self.cols] @ self.coef + self.intercept
+        idx, feats = self.cache.gather(archs)
+        out = feats[:, self.cols] @ self.coef + self.intercept
+        if self.trees is not None:
+            out = out * np.exp(self.trees.predict(self.cache.correction(idx, feats)))
+        return out
 
 
 class LutPredictor(_LinearPredictor):
     """Sum of per-layer table entries, calibrated on end-to-end measurements stored in the table.
 
-    `calibration`: "auto" (the table's selected fit), "none" (raw sum) or a kind from
-    `latency.calibrate.KINDS`. `profiler`: a `Profiler` to time missing entries on demand."""
+    `calibration`: "auto" (the table's selected fit), "none" (raw sum), a kind from
+    `latency.calibrate.KINDS` or "learned" (when the table has it). `profiler`: a `Profiler`
+    to time missing entries on demand."""
 
     def __init__(self, space: MnasNetSpace, table: LatencyTable, *, calibration: str = "auto",
                  profiler: Any = None) -> None:
@@ -166,6 +198,7 @@ class LutPredictor(_LinearPredictor):
             self.calibration != "none" else {"features": ["lut"], "coef": [1.0], "intercept": 0.0}
         self.cols = _columns(fit["features"], self.cache.n_pos)
         self.coef, self.intercept = np.asarray(fit["coef"], dtype=float), float(fit["intercept"])
+        self.trees = Trees(fit["trees"]) if fit.get("trees") else None
 
     def _pick(self, calibration: str) -> str:
         fits = self.table.calibration.get("fits", {})
@@ -177,15 +210,18 @@ class LutPredictor(_LinearPredictor):
         return calibration
 
     def features(self, archs: Sequence[ArchSpec]) -> dict[str, np.ndarray]:
-        f = self.cache.features(list(archs))
+        """Named calibration features; `correction`: the learned kind's inputs."""
+        idx, f = self.cache.gather(list(archs))
         out = {name: f[:, i] for i, name in enumerate(_BASE_FEATURES)}
         out["blocks"] = f[:, _NB:]
+        out["correction"] = self.cache.correction(idx, f)
         return out
 
     def fit_calibration(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
         """Fit all calibration kinds (and the flops cost) on end-to-end samples."""
         archs = [self.space.decode(s["actions"]) for s in samples]
-        return fit_calibrations(self.features(archs), [s["ms"] for s in samples])
+        feats = self.features(archs)
+        return fit_calibrations(feats, [s["ms"] for s in samples], feats["correction"])
 
 
 class FlopsPredictor(_LinearPredictor):

@@ -1,10 +1,11 @@
 """The one onnxruntime profiler (the only module that imports onnxruntime).
 
 Timing on a shared 2-core machine is noisy (the same model 30 minutes apart differed by up to
-1.6x here), so a measurement is: pin to one core, create the session with the deployment's
-options (graph optimisations on: the level alone changes latency 2.5-5x), warm up, then several
-*sessions* (rounds) of timed runs; the statistic pools all runs and the spread is the relative
-spread of the per-round statistics, reported next to every error figure.
+1.6x here), so a measurement is: pin to one core (the idlest), create the session with the
+deployment's options (graph optimisations on: the level alone changes latency 2.5-5x), warm up,
+then several rounds of timed runs in that session; the statistic pools all runs and the spread is
+the relative spread of the per-round statistics. Repeats minutes apart (the table's passes,
+`validate`'s sweeps) are what catch slower drift; see `latency.build` and `latency.validate`.
 """
 from __future__ import annotations
 
@@ -117,16 +118,47 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_times(path: str = "/proc/stat") -> dict[int, tuple[int, int]]:
+    """Per CPU: (busy, total) jiffies since boot; empty where /proc/stat does not exist."""
+    out: dict[int, tuple[int, int]] = {}
+    try:
+        with open(path) as fh:
+            for line in fh:
+                name, *fields = line.split()
+                if name.startswith("cpu") and name[3:].isdigit():
+                    ticks = [int(x) for x in fields[:8]]
+                    out[int(name[3:])] = (sum(ticks) - ticks[3] - ticks[4], sum(ticks))
+    except (OSError, ValueError):
+        return {}
+    return out
+
+
+def idlest_cpu(cpus: set[int], window_s: float = 0.2) -> int:
+    """The CPU of `cpus` least busy over the next `window_s` (ties: the last one), so a second
+    profiler started beside a first one pins to the other core instead of sharing it."""
+    before = cpu_times()
+    time.sleep(window_s)
+    after = cpu_times()
+
+    def load(cpu: int) -> float:
+        if cpu not in before or cpu not in after:
+            return 0.0
+        total = after[cpu][1] - before[cpu][1]
+        return (after[cpu][0] - before[cpu][0]) / total if total > 0 else 0.0
+
+    return min(sorted(cpus), key=lambda c: (load(c), -c))
+
+
 @contextmanager
-def pinned(enabled: bool = True) -> Iterator[None]:
-    """Pin this process to one CPU (the last one: usually least busy with interrupts) for the
-    duration; restores the previous mask. No-op where sched_setaffinity does not exist."""
+def pinned(enabled: bool = True, cpu: int | None = None) -> Iterator[None]:
+    """Pin this process to one CPU (`cpu`, else the last one allowed) for the duration;
+    restores the previous mask. No-op where sched_setaffinity does not exist."""
     if not enabled or not hasattr(os, "sched_setaffinity"):
         yield
         return
     before = os.sched_getaffinity(0)
     try:
-        os.sched_setaffinity(0, {max(before)})
+        os.sched_setaffinity(0, {cpu if cpu in before else max(before)})
     except OSError:
         yield
         return
@@ -141,9 +173,19 @@ class Profiler:
 
     def __init__(self, config: ProfilerConfig | None = None) -> None:
         self.config = config or ProfilerConfig()
+        self._cpu: int | None = None
         if self.config.provider not in available_providers():
             raise ValueError(f"latency.profiler.provider: {self.config.provider!r} is not "
                              f"available here (available: {', '.join(available_providers())})")
+
+    def _pinned(self) -> Any:
+        """Pinned to one CPU (one-thread timing only): the one allowed, or the idlest when
+        several are, chosen once on first use (a `taskset -c N` choice is kept)."""
+        enabled = self.config.pin and self.config.threads == 1
+        if enabled and self._cpu is None and hasattr(os, "sched_getaffinity"):
+            allowed = os.sched_getaffinity(0)
+            self._cpu = next(iter(allowed)) if len(allowed) == 1 else idlest_cpu(allowed)
+        return pinned(enabled, self._cpu)
 
     def session_options(self, profile_path: str | None = None) -> "ort.SessionOptions":
         """The deployment's options: full graph optimisation, fixed thread count, sequential."""
@@ -172,7 +214,7 @@ class Profiler:
     def measure(self, onnx_bytes: bytes) -> Measurement:
         """Latency of one graph: warm-up, then `rounds` rounds of `runs` timed runs."""
         cfg = self.config
-        with pinned(cfg.pin and cfg.threads == 1):
+        with self._pinned():
             session = self._session(onnx_bytes)
             feed = self._feed(session)
             run = session.run
@@ -191,7 +233,7 @@ class Profiler:
     def measure_many(self, graphs: list[bytes]) -> list[Measurement]:
         """Several graphs timed round-robin, so slow drift hits all of them alike."""
         cfg = self.config
-        with pinned(cfg.pin and cfg.threads == 1):
+        with self._pinned():
             sessions = [self._session(g) for g in graphs]
             feeds = [self._feed(s) for s in sessions]
             for s, f in zip(sessions, feeds):
@@ -215,8 +257,7 @@ class Profiler:
         onnxruntime's own profiler attributes time to the nodes of the *optimised* graph; fused
         nodes keep the name of their first source node, which is enough to map them to layers."""
         runs = runs or self.config.runs
-        with tempfile.TemporaryDirectory() as tmp, pinned(self.config.pin and
-                                                          self.config.threads == 1):
+        with tempfile.TemporaryDirectory() as tmp, self._pinned():
             session = self._session(onnx_bytes, profile_path=os.path.join(tmp, "prof"))
             feed = self._feed(session)
             for _ in range(self.config.warmup):

@@ -79,6 +79,26 @@ def measure_archs(space: MnasNetSpace, archs: Sequence[ArchSpec], profiler: Any,
     return out
 
 
+def combine_sweeps(sweeps: np.ndarray, statistic: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per architecture, the sweeps' best time (`min` statistic: load only ever adds time) or
+    their median, and their relative spread (CV across sweeps; 0 with one sweep)."""
+    sweeps = np.asarray(sweeps, dtype=float).reshape(-1, sweeps.shape[-1])
+    ms = sweeps.min(axis=0) if statistic == "min" else np.median(sweeps, axis=0)
+    if len(sweeps) < 2:
+        return ms, np.zeros(sweeps.shape[1])
+    return ms, sweeps.std(axis=0, ddof=1) / sweeps.mean(axis=0)
+
+
+def sweep_agreement(sweeps: np.ndarray) -> dict[str, float] | None:
+    """How well single sweeps agree with each other (median over pairs of each metric): the
+    repeatability of one timing on this machine, the floor under every predictor's error."""
+    if len(sweeps) < 2:
+        return None
+    pairs = [fidelity(sweeps[j], sweeps[i]) for i in range(len(sweeps))
+             for j in range(i + 1, len(sweeps))]
+    return {k: float(np.median([p[k] for p in pairs])) for k in METRICS}
+
+
 def canary_ratio(space: MnasNetSpace, table: LatencyTable, profiler: Any) -> float | None:
     """The fixed canary network now vs during the build (> 1: the machine is slower now);
     None when the table was built without a canary."""
@@ -111,25 +131,41 @@ def score_interleaved(space: MnasNetSpace, table: LatencyTable, lut: Any = None,
 
 
 def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: int, *,
-             seed: int = VALIDATION_SEED, progress: bool = False) -> dict[str, Any]:
-    """Measure `samples` fresh architectures end to end and score `lut` and `flops` on them."""
+             seed: int = VALIDATION_SEED, sweeps: int = 2, progress: bool = False
+             ) -> dict[str, Any]:
+    """Measure `samples` fresh architectures end to end and score `lut` and `flops` on them.
+
+    Every architecture is timed in `sweeps` separate sweeps over all of them (minutes apart on a
+    large sample, so one burst of load from elsewhere hits one timing of each) and keeps the
+    best (`min` statistic) or the median, as the table build does with its passes."""
     from tqdm import tqdm
 
     from .predictors import FlopsPredictor, LutPredictor
 
+    if not isinstance(sweeps, int) or isinstance(sweeps, bool) or sweeps < 1:
+        raise ValueError(f"--sweeps: expected an integer >= 1, got {sweeps!r}")
     lut = LutPredictor(space, table)
     flops = FlopsPredictor(space, table)
     actions = validation_actions(space, samples, seed, [s["actions"] for s in table.samples])
     archs = [space.decode(a) for a in actions]
     started = time.time()
     ratio_before = canary_ratio(space, table, profiler)
-    with tqdm(total=len(archs), desc="validate", unit="arch", disable=not progress) as bar:
-        measurements = measure_archs(space, archs, profiler, on_group=bar.update)
-    measured = np.array([m.ms for m in measurements])
-    spreads = np.array([m.spread for m in measurements])
+    timed, spreads_in = [], []
+    with tqdm(total=sweeps * len(archs), desc="validate", unit="arch",
+              disable=not progress) as bar:
+        for _ in range(sweeps):
+            ms = measure_archs(space, archs, profiler, on_group=bar.update)
+            timed.append([m.ms for m in ms])
+            spreads_in.append([m.spread for m in ms])
+    timed_arr = np.asarray(timed)
+    statistic = getattr(getattr(profiler, "config", None), "statistic", "median")
+    measured, spreads = combine_sweeps(timed_arr, statistic)
+    if sweeps == 1:
+        spreads = np.asarray(spreads_in[0])  # rounds within one session: all there is
     lut_ms, flops_ms = lut.predict_many(archs), flops.predict_many(archs)
     return {
-        "samples": len(archs), "seed": seed,
+        "samples": len(archs), "seed": seed, "sweeps": sweeps, "sweep_statistic":
+        "min" if statistic == "min" else "median",
         "measurement_cv": float(np.median(spreads)),
         "measurement_cv_p90": float(np.percentile(spreads, 90)),
         "measured_ms": {"median": float(np.median(measured)), "min": float(measured.min()),
@@ -137,11 +173,12 @@ def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: i
         "canary_ratio": ratio_before,
         "lut": dict(fidelity(lut_ms, measured), calibration=lut.calibration),
         "flops": fidelity(flops_ms, measured),
+        "sweep_vs_sweep": sweep_agreement(timed_arr),
         "measure_seconds": round(time.time() - started, 1),
         "interleaved": score_interleaved(space, table, lut, flops),
         "per_arch": {"actions": actions, "measured_ms": measured.tolist(),
-                     "spread": spreads.tolist(), "lut_ms": lut_ms.tolist(),
-                     "flops_ms": flops_ms.tolist()},
+                     "spread": spreads.tolist(), "sweeps_ms": timed_arr.T.tolist(),
+                     "lut_ms": lut_ms.tolist(), "flops_ms": flops_ms.tolist()},
     }
 
 
@@ -154,11 +191,18 @@ def format_report(result: dict[str, Any]) -> str:
     widths = [max(len(r[c]) for r in rows) for c in range(3)]
     lines = ["  ".join(cell.rjust(w) if c else cell.ljust(w) for c, (cell, w) in
                        enumerate(zip(r, widths))) for r in rows]
-    lines.append(f"{result['samples']} architectures measured end to end (median "
-                 f"{result['measured_ms']['median']:.3f} ms); measurement spread (CV of "
-                 f"per-round medians) median {result['measurement_cv']:.1%}, p90 "
+    sweeps = result.get("sweeps", 1)
+    what = f"CV across {sweeps} sweeps" if sweeps > 1 else "CV of per-round statistics"
+    keep = "best" if result.get("sweep_statistic") == "min" else "median"
+    lines.append(f"{result['samples']} architectures measured end to end, the {keep} of {sweeps} "
+                 f"sweep(s) (median {result['measured_ms']['median']:.3f} ms); measurement "
+                 f"spread ({what}) median {result['measurement_cv']:.1%}, p90 "
                  f"{result['measurement_cv_p90']:.1%}; lut calibration "
                  f"{result['lut']['calibration']}")
+    agree = result.get("sweep_vs_sweep")
+    if agree:
+        lines.append(f"the measurement against itself (one sweep vs another): within 10% "
+                     f"{agree['within_10pct']:.0%}, Kendall tau {agree['kendall_tau']:.3f}")
     inter = result.get("interleaved")
     if inter:
         lut = inter["lut"]

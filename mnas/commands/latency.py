@@ -116,6 +116,8 @@ def _run_validate(args: argparse.Namespace) -> int:
         raise ValueError("latency validate: needs --lut FILE (or latency.table in the config)")
     if args.samples < 2:
         raise ValueError(f"--samples: need at least 2 architectures, got {args.samples}")
+    if args.sweeps < 1:
+        raise ValueError(f"--sweeps: expected an integer >= 1, got {args.sweeps}")
     table = load_table(path)
     table.check_space(config.space)
     prov = table.provenance
@@ -128,7 +130,7 @@ def _run_validate(args: argparse.Namespace) -> int:
                   f"has {now!r}", file=sys.stderr)
     seed = VALIDATION_SEED if args.seed is None else args.seed
     result = validate(config.space, table, profiler, args.samples, seed=seed,
-                      progress=not args.no_progress)
+                      sweeps=args.sweeps, progress=not args.no_progress)
     result.update(table=str(Path(path).resolve()), space_fingerprint=table.fingerprint,
                   input_size=config.space.input_size)
     print(format_report(result))
@@ -156,7 +158,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", help="table file (default: the config's latency.table); an "
                    "unfinished one is resumed")
     b.add_argument("--calibration-samples", type=int,
-                   help="end-to-end samples to fit the calibration (default 40)")
+                   help="end-to-end samples to fit the calibration (default 120)")
     b.add_argument("--validation-samples", type=int, help="also time this many fresh "
                    "architectures between chunks, never fitted on, for `validate` to score "
                    "(default 0)")
@@ -173,6 +175,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--lut", help="table file (default: the config's latency.table)")
     v.add_argument("--samples", type=int, default=50, help="architectures to measure (default 50)")
     v.add_argument("--seed", type=int, default=None, help="sampling seed")
+    v.add_argument("--sweeps", type=int, default=2, help="timings of every architecture, in "
+                   "separate sweeps over all of them; each keeps the best (default 2)")
     v.add_argument("--json", help="also write the figures to this JSON file")
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")

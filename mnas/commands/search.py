@@ -95,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
             return 0
         start = time.perf_counter()
         executor = create_executor(config, local=args.local)
+        if args.local and config.ray.child_timeout_s is not None:
+            print(f"note: --local trains in this process, so ray.child_timeout_s "
+                  f"({config.ray.child_timeout_s:g} s) does not apply; only "
+                  f"child_training.time_limit_s does", file=sys.stderr, flush=True)
         init = getattr(executor, "init_seconds", None)
         if init is not None:
             print(f"ray: {executor.capacity} workers ready in "

@@ -85,3 +85,75 @@ def test_weights_feature_counts_the_models_weights(tiny_space: MnasNetSpace,
                   for p in m.parameters())
     lut = create_predictor("lut", space=tiny_space, table=load_table(tiny_table_path))
     assert lut.features([arch])["mweights"][0] * 1e6 == pytest.approx(counted)
+
+
+def test_trees_evaluate_exactly_like_scikit_learn() -> None:
+    """The stored trees, walked with numpy, give scikit-learn's own predictions."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    from latency.calibrate import _TREES, Trees, fit_trees
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.integers(0, 3, 200), rng.uniform(0, 1, 200),
+                         rng.choice([3.0, 5.0], 200)])
+    target = 0.1 * x[:, 0] - 0.2 * (x[:, 2] == 5) + 0.05 * rng.standard_normal(200)
+    reference = GradientBoostingRegressor(random_state=0, **_TREES).fit(x, target)
+    fresh = rng.uniform(-1, 6, (50, 3))
+    trees = Trees(fit_trees(x, target))
+    np.testing.assert_allclose(trees.predict(fresh), reference.predict(fresh), atol=1e-9)
+    trees.CHUNK = 7  # rows are walked in chunks: the boundaries change nothing
+    np.testing.assert_allclose(trees.predict(fresh), reference.predict(fresh), atol=1e-9)
+    with pytest.raises(ValueError, match="expected 3 features"):
+        trees.predict(fresh[:, :2])
+
+
+def _block_effect_data(n: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Latency = the table sum, but blocks whose choice is 1 run 15% slower inside the
+    network: no scale on the sum can capture that, trees on the choices can."""
+    rng = np.random.default_rng(4)
+    feats = {"lut": rng.uniform(1, 3, n), "layers": rng.integers(8, 20, n).astype(float),
+             "mmacs": rng.uniform(50, 300, n), "mweights": rng.uniform(1, 5, n),
+             "blocks": rng.uniform(0.1, 0.5, (n, 9))}
+    choice = rng.integers(0, 2, (n, 7)).astype(float)
+    y = feats["lut"] * np.where(choice[:, 2] == 1, 1.15, 1.0)
+    return feats, y, np.hstack([choice, feats["blocks"]])
+
+
+def test_learned_calibration_is_selected_when_blocks_have_their_own_cost() -> None:
+    from latency.calibrate import LEARNED_MIN_SAMPLES
+    feats, y, corr = _block_effect_data(120)
+    cal = fit_calibrations(feats, y, corr)
+    assert cal["selected"] == "learned"
+    assert cal["fits"]["learned"]["cv_mape"] < 0.5 * cal["fits"]["linear_layers"]["cv_mape"]
+    few = LEARNED_MIN_SAMPLES - 1
+    small = fit_calibrations({k: v[:few] for k, v in feats.items()}, y[:few], corr[:few])
+    assert "learned" not in small["fits"]
+    assert "learned" not in fit_calibrations(feats, y)["fits"]  # no correction features
+
+
+def test_learned_calibration_round_trips_through_the_table(
+        tiny_space: MnasNetSpace, tiny_table_path: Path, tmp_path: Path) -> None:
+    """Fitted on a table's samples, saved as JSON, loaded: `lut` applies base x exp(trees)."""
+    from dataclasses import replace
+
+    from latency.calibrate import Trees
+    from latency.predictors import LutPredictor
+    from latency.table import save_table
+    table = load_table(tiny_table_path)
+    raw = LutPredictor(tiny_space, table, calibration="none")
+    rng = np.random.default_rng(5)
+    archs = [tiny_space.sample(rng) for _ in range(100)]
+    feats = raw.features(archs)
+    op1 = feats["correction"][:, 0]  # block 1's op, as a number
+    slow = op1 == op1.min()
+    samples = [{"actions": tiny_space.encode(a), "ms": float(m * (1.2 if s else 1.0))}
+               for a, m, s in zip(archs, raw.predict_many(archs), slow)]
+    cal = raw.fit_calibration(samples)
+    assert cal["selected"] == "learned" and 0 < slow.mean() < 1
+    save_table(replace(table, calibration=cal), tmp_path / "t.json")
+    lut = LutPredictor(tiny_space, load_table(tmp_path / "t.json"))
+    fit = cal["fits"]["learned"]
+    base = np.column_stack([feats["lut"], feats["layers"]]) @ fit["coef"] + fit["intercept"]
+    expected = base * np.exp(Trees(fit["trees"]).predict(feats["correction"]))
+    np.testing.assert_allclose(lut.predict_many(archs), expected, rtol=1e-12)
+    measured = np.array([s["ms"] for s in samples])
+    assert np.mean(np.abs(lut.predict_many(archs) / measured - 1)) < 0.02

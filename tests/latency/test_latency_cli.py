@@ -86,8 +86,8 @@ def test_build_progress_bar(tiny_config: Path, tmp_path: Path,
                             capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["latency", "build", str(tiny_config), "--out", str(tmp_path / "t.json")]) == 0
     err = capsys.readouterr().err
-    # 22 entries x 2 passes + 12 calibration networks
-    assert "latency table" in err and "100%" in err and "56/56" in err
+    # (22 entries + 12 calibration networks) x 2 passes
+    assert "latency table" in err and "100%" in err and "68/68" in err
 
 
 def test_build_passes_flag_adds_passes_to_a_finished_table(
@@ -98,9 +98,10 @@ def test_build_passes_flag_adds_passes_to_a_finished_table(
     one = json.loads(table.read_text())["entries"]
     assert {len(v["passes_ms"]) for v in one.values()} == {1}
     assert main(["latency", "build", str(tiny_config), "--out", str(table), "--passes", "2"]) == 0
-    assert "22/22" in capsys.readouterr().err  # only the second pass is timed
+    assert "34/34" in capsys.readouterr().err  # only the second pass is timed
     two = json.loads(table.read_text())
     assert two["complete"] and {len(v["passes_ms"]) for v in two["entries"].values()} == {2}
+    assert {len(s["passes_ms"]) for s in two["samples"]} == {2}
     assert all(two["entries"][k]["passes_ms"][0] == v["ms"] for k, v in one.items())
     assert main(["latency", "build", str(tiny_config), "--out", str(table), "--passes", "0"]) == 2
     assert "latency.build.passes: expected an integer >= 1, got 0" in _error_line(capsys)
@@ -135,6 +136,7 @@ def test_build_refuses_table_of_another_space(tiny_config: Path, tmp_path: Path,
     (["--lut", "{tmp}/missing.json"], "no such latency table"),
     (["--lut", "{tmp}/corrupt.json"], "corrupt latency table"),
     (["--lut", "{tmp}/corrupt.json", "--samples", "1"], "--samples"),
+    (["--lut", "{tmp}/corrupt.json", "--sweeps", "0"], "--sweeps"),
     ([], "needs --lut FILE"),
 ])
 def test_validate_bad_input(extra: list[str], message: str, tiny_config: Path, tmp_path: Path,

@@ -3,12 +3,14 @@ and a timing that responds to the work in the graph."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from latency.profiler import (Profiler, ProfilerConfig, pinned, relative_spread, statistic)
+from latency.profiler import (Profiler, ProfilerConfig, cpu_times, idlest_cpu, pinned,
+                              relative_spread, statistic)
 
 
 @pytest.mark.parametrize("data, key", [({"threads": 0}, "threads"), ({"runs": 1.5}, "runs"),
@@ -45,6 +47,44 @@ def test_pinned_restores_affinity() -> None:
     with pinned(True):
         assert len(os.sched_getaffinity(0)) == 1
     assert os.sched_getaffinity(0) == before
+
+
+def test_cpu_times_reads_busy_and_total(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  9 9 9 9 9 9 9 9 0 0\n"
+                    "cpu0 10 0 5 80 5 0 0 0 0 0\n"  # user nice system idle iowait irq ...
+                    "cpu1 1 2 3 100 0 0 0 4 0 0\nintr 1 2 3\n")
+    assert cpu_times(str(stat)) == {0: (15, 100), 1: (10, 110)}
+    assert cpu_times(str(tmp_path / "missing")) == {}
+
+
+@pytest.mark.parametrize("busy0, busy1, expected", [(90, 10, 1), (10, 90, 0), (50, 50, 1)])
+def test_idlest_cpu_picks_the_least_busy(monkeypatch: pytest.MonkeyPatch, busy0: int,
+                                         busy1: int, expected: int) -> None:
+    import latency.profiler as prof
+    snapshots = iter([{0: (0, 0), 1: (0, 0)}, {0: (busy0, 100), 1: (busy1, 100)}])
+    monkeypatch.setattr(prof, "cpu_times", lambda: next(snapshots))
+    assert idlest_cpu({0, 1}, window_s=0) == expected
+
+
+def test_profiler_keeps_a_taskset_choice_and_pins_to_the_idlest(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs sched_setaffinity and two CPUs")
+    import latency.profiler as prof
+    before = os.sched_getaffinity(0)
+    low, high = min(before), max(before)
+    monkeypatch.setattr(prof, "idlest_cpu", lambda cpus: low)
+    with Profiler(ProfilerConfig())._pinned():
+        assert os.sched_getaffinity(0) == {low}  # the idlest, not the last
+    os.sched_setaffinity(0, {high})  # as `taskset -c high` would
+    try:
+        with Profiler(ProfilerConfig())._pinned():
+            assert os.sched_getaffinity(0) == {high}
+    finally:
+        os.sched_setaffinity(0, before)
+    with Profiler(ProfilerConfig(pin=False))._pinned():
+        assert os.sched_getaffinity(0) == before
 
 
 def test_bigger_graph_takes_longer(fast_profiler: Any) -> None:

@@ -66,3 +66,46 @@ def test_validate_reports_both_predictors(tiny_space: MnasNetSpace, tiny_table_p
     assert len(per["measured_ms"]) == len(per["actions"]) == 10
     assert fidelity(per["lut_ms"], per["measured_ms"]) == {
         k: v for k, v in result["lut"].items() if k != "calibration"}
+
+
+class _SweepProfiler:
+    """Times every graph at a base set by its bytes, scaled by a factor per sweep (sweep k of
+    every architecture is its k-th call), so the combination across sweeps is known exactly."""
+
+    def __init__(self, statistic: str, factors: tuple[float, ...]) -> None:
+        from latency.profiler import ProfilerConfig
+        self.config = ProfilerConfig(statistic=statistic)
+        self.factors, self.calls, self.base = factors, {}, {}
+
+    def measure_many(self, graphs: list[bytes]) -> list[object]:
+        from latency.profiler import Measurement
+        out = []
+        for g in graphs:
+            n = self.calls[g] = self.calls.get(g, 0) + 1
+            base = self.base.setdefault(g, 1.0 + len(self.base))
+            out.append(Measurement(ms=base * self.factors[n - 1], spread=0.5))
+        return out
+
+
+@pytest.mark.parametrize("statistic, keep", [("min", 0.9), ("median", 1.1)])
+def test_validate_sweeps_keep_best_or_median(statistic: str, keep: float,
+                                             tiny_space: MnasNetSpace,
+                                             tiny_table_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import latency.build as build
+    # the graph is the architecture's repr: real exports carry random weights, never equal bytes
+    monkeypatch.setattr(build, "arch_onnx", lambda space, arch: repr(arch).encode())
+    table = load_table(tiny_table_path)
+    prof = _SweepProfiler(statistic, (1.2, 0.9, 1.1))
+    result = validate(tiny_space, table, prof, 6, sweeps=3)
+    assert set(prof.calls.values()) == {3} and len(prof.calls) == 6
+    per = result["per_arch"]
+    bases = np.array(per["sweeps_ms"])[:, 0] / 1.2
+    assert per["measured_ms"] == pytest.approx(list(bases * keep))
+    assert result["measurement_cv"] == pytest.approx(np.std([1.2, 0.9, 1.1], ddof=1) / (3.2 / 3))
+    assert result["sweep_vs_sweep"]["kendall_tau"] == pytest.approx(1.0)
+    assert result["sweep_vs_sweep"]["within_10pct"] == 0.0  # pairs 8%, 22%, 25% apart
+    one = validate(tiny_space, table, _SweepProfiler(statistic, (1.2,)), 6, sweeps=1)
+    assert one["sweep_vs_sweep"] is None and one["measurement_cv"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="--sweeps"):
+        validate(tiny_space, table, prof, 6, sweeps=0)

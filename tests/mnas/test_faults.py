@@ -176,6 +176,13 @@ def finished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Pa
     return config, run_dir
 
 
+def test_local_search_says_the_ray_timeout_does_not_apply(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _write(tmp_path, _with({"budget.children": 2, "ray.child_timeout_s": 30}))
+    assert search(config, "--run-dir", tmp_path / "run") == 0
+    assert "ray.child_timeout_s (30 s) does not apply" in capsys.readouterr().err
+
+
 def test_resume_missing_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert search("--run-dir", tmp_path / "gone", "--resume") == 2
     _one_line_error(capsys, "gone: no such run directory to resume")
