@@ -82,7 +82,7 @@ def measure_archs(space: MnasNetSpace, archs: Sequence[ArchSpec], profiler: Any,
 def combine_sweeps(sweeps: np.ndarray, statistic: str) -> tuple[np.ndarray, np.ndarray]:
     """Per architecture, the sweeps' best time (`min` statistic: load only ever adds time) or
     their median, and their relative spread (CV across sweeps; 0 with one sweep)."""
-    sweeps = np.asarray(sweeps, dtype=float).reshape(-1, sweeps.shape[-1])
+    sweeps = np.atleast_2d(np.asarray(sweeps, dtype=float))
     ms = sweeps.min(axis=0) if statistic == "min" else np.median(sweeps, axis=0)
     if len(sweeps) < 2:
         return ms, np.zeros(sweeps.shape[1])
