@@ -9,7 +9,7 @@ one pays a per-call overhead once per layer that the whole network pays once.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy.optimize import nnls
@@ -44,9 +44,10 @@ def fit_linear(x: np.ndarray, y: np.ndarray, free: Sequence[int] = ()
     return coef, float(sol[-2] - sol[-1])
 
 
-def cv_mape(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0,
-            free: Sequence[int] = ()) -> float:
-    """K-fold cross-validated mean absolute percentage error of `fit_linear`."""
+def _cv(y: np.ndarray, fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        folds: int, seed: int) -> float:
+    """K-fold cross-validated MAPE: `fit_predict(train, test)` fits on the rows `train` and
+    predicts the rows `test`."""
     n = len(y)
     if n < folds + 2:
         return float("nan")
@@ -54,11 +55,19 @@ def cv_mape(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0,
     errors = np.empty(n)
     for f in range(folds):
         test = order[f::folds]
-        train = np.setdiff1d(order, test)
-        coef, b = fit_linear(x[train], y[train], free)
-        pred = x[test] @ coef + b
+        pred = fit_predict(np.setdiff1d(order, test), test)
         errors[test] = np.abs(pred - y[test]) / y[test]
     return float(errors.mean())
+
+
+def cv_mape(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0,
+            free: Sequence[int] = ()) -> float:
+    """K-fold cross-validated mean absolute percentage error of `fit_linear`."""
+    def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        coef, b = fit_linear(x[train], y[train], free)
+        return x[test] @ coef + b
+
+    return _cv(y, fit_predict, folds, seed)
 
 
 def fit_trees(x: np.ndarray, target: np.ndarray) -> dict[str, Any]:
@@ -134,15 +143,11 @@ def _learned(x: np.ndarray, corr: np.ndarray, y: np.ndarray, free: Sequence[int]
 def cv_mape_learned(x: np.ndarray, corr: np.ndarray, y: np.ndarray, free: Sequence[int],
                     folds: int = 5, seed: int = 0) -> float:
     """`cv_mape` of the learned kind: base fit and trees refitted on every training fold."""
-    order = np.random.default_rng(seed).permutation(len(y))
-    errors = np.empty(len(y))
-    for f in range(folds):
-        test = order[f::folds]
-        train = np.setdiff1d(order, test)
+    def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         coef, b, trees = _learned(x[train], corr[train], y[train], free)
-        pred = (x[test] @ coef + b) * np.exp(Trees(trees).predict(corr[test]))
-        errors[test] = np.abs(pred - y[test]) / y[test]
-    return float(errors.mean())
+        return (x[test] @ coef + b) * np.exp(Trees(trees).predict(corr[test]))
+
+    return _cv(y, fit_predict, folds, seed)
 
 
 def fit_calibrations(features: dict[str, np.ndarray], y: Sequence[float],

@@ -124,7 +124,7 @@ def cpu_times(path: str = "/proc/stat") -> dict[int, tuple[int, int]]:
     try:
         with open(path) as fh:
             for line in fh:
-                name, *fields = line.split()
+                name, *fields = line.split() or [""]
                 if name.startswith("cpu") and name[3:].isdigit():
                     ticks = [int(x) for x in fields[:8]]
                     out[int(name[3:])] = (sum(ticks) - ticks[3] - ticks[4], sum(ticks))

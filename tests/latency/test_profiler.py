@@ -53,7 +53,7 @@ def test_cpu_times_reads_busy_and_total(tmp_path: Path) -> None:
     stat = tmp_path / "stat"
     stat.write_text("cpu  9 9 9 9 9 9 9 9 0 0\n"
                     "cpu0 10 0 5 80 5 0 0 0 0 0\n"  # user nice system idle iowait irq ...
-                    "cpu1 1 2 3 100 0 0 0 4 0 0\nintr 1 2 3\n")
+                    "cpu1 1 2 3 100 0 0 0 4 0 0\n\nintr 1 2 3\n")
     assert cpu_times(str(stat)) == {0: (15, 100), 1: (10, 110)}
     assert cpu_times(str(tmp_path / "missing")) == {}
 
