@@ -43,8 +43,8 @@ from latency import load_table, make_profiler  # noqa: E402
 from latency.build import BuildOptions, build_table  # noqa: E402
 from latency.keys import space_entries  # noqa: E402
 from latency.predictors import LutPredictor  # noqa: E402
-from latency.validate import (METRICS, combine_sweeps, fidelity, measure_archs,  # noqa: E402
-                              validate)
+from latency.validate import (METRICS, combine_sweeps, fidelity,  # noqa: E402
+                              measure_sweeps, validate)
 from search_spaces.space import MnasNetSpace  # noqa: E402
 
 PROFILER = {"provider": "CPUExecutionProvider", "threads": 1, "warmup": 10, "runs": 30,
@@ -128,8 +128,7 @@ def remeasure(space: MnasNetSpace, profiler: Any, per: dict[str, Any], sweeps: i
     against the mean of both."""
     archs = [space.decode(a) for a in per["actions"]]
     first = np.array(per["measured_ms"])
-    again = np.array([[m.ms for m in measure_archs(space, archs, profiler)]
-                      for _ in range(sweeps)])
+    again, _ = measure_sweeps(space, archs, profiler, sweeps)
     second, _ = combine_sweeps(again, profiler.config.statistic)
     both = (first + second) / 2
     return {"second_vs_first": fidelity(second, first),

@@ -79,6 +79,16 @@ def measure_archs(space: MnasNetSpace, archs: Sequence[ArchSpec], profiler: Any,
     return out
 
 
+def measure_sweeps(space: MnasNetSpace, archs: Sequence[ArchSpec], profiler: Any, sweeps: int,
+                   on_group: Callable[[int], None] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """`sweeps` x len(archs) times and within-session spreads: every sweep times all `archs`
+    (`measure_archs`) before the next starts, so one architecture's timings lie far apart."""
+    timed = [measure_archs(space, archs, profiler, on_group=on_group) for _ in range(sweeps)]
+    return (np.array([[m.ms for m in row] for row in timed]),
+            np.array([[m.spread for m in row] for row in timed]))
+
+
 def combine_sweeps(sweeps: np.ndarray, statistic: str) -> tuple[np.ndarray, np.ndarray]:
     """Per architecture, the sweeps' best time (`min` statistic: load only ever adds time) or
     their median, and their relative spread (CV across sweeps; 0 with one sweep)."""
@@ -150,18 +160,13 @@ def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: i
     archs = [space.decode(a) for a in actions]
     started = time.time()
     ratio_before = canary_ratio(space, table, profiler)
-    timed, spreads_in = [], []
     with tqdm(total=sweeps * len(archs), desc="validate", unit="arch",
               disable=not progress) as bar:
-        for _ in range(sweeps):
-            ms = measure_archs(space, archs, profiler, on_group=bar.update)
-            timed.append([m.ms for m in ms])
-            spreads_in.append([m.spread for m in ms])
-    timed_arr = np.asarray(timed)
+        timed_arr, spreads_in = measure_sweeps(space, archs, profiler, sweeps, bar.update)
     statistic = getattr(getattr(profiler, "config", None), "statistic", "median")
     measured, spreads = combine_sweeps(timed_arr, statistic)
     if sweeps == 1:
-        spreads = np.asarray(spreads_in[0])  # rounds within one session: all there is
+        spreads = spreads_in[0]  # rounds within one session: all there is
     lut_ms, flops_ms = lut.predict_many(archs), flops.predict_many(archs)
     return {
         "samples": len(archs), "seed": seed, "sweeps": sweeps, "sweep_statistic":
