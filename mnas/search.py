@@ -10,6 +10,8 @@ Budget semantics: `budget.children` counts history records, including failed chi
 `cached` repeats (an architecture sampled again is not retrained; its earlier result is recorded
 again with `cached: true` and its reward goes to the controller again, because the controller did
 spend a sample on it). The controller is updated every `budget.batch` rewards, in arrival order.
+The last trials of a run (up to twice the executor's capacity) are sampled together and trained
+longest first, so the run does not end with one worker busy and the rest idle.
 """
 from __future__ import annotations
 
@@ -88,6 +90,7 @@ class Search:
         self._running: dict[tuple[str, ...], int] = {}  # arch -> index of the trial training it
         self._waiting: dict[tuple[str, ...], list[Trial]] = {}  # repeats of a running arch
         self._requeue: list[Trial] = []
+        self._tail: list[Trial] = []  # the run's last trials, longest first (see `_refill`)
         self._pending: list[tuple[Trial, float]] = []
         self.next_index = 0
         self.updates = 0
@@ -259,7 +262,7 @@ class Search:
         try:
             while not self.done:
                 before = len(self.records)
-                for trial in self.ask(executor.capacity - running):
+                for trial in self._refill(executor.capacity, running):
                     executor.submit(trial)
                     running += 1
                 bar.update(len(self.records), running, self.best)
@@ -274,6 +277,19 @@ class Search:
         finally:
             bar.close()
         return SearchSummary(len(self.records), self.best, time.perf_counter() - start)
+
+    def _refill(self, capacity: int, running: int) -> list[Trial]:
+        """Trials for the free slots. Near the end (when what is left to sample fits in the slots
+        and one more round of them) all of it is sampled at once and handed out longest expected
+        first, by predicted latency: the run then ends on short children instead of one worker
+        training a long child while the others idle."""
+        free = capacity - running
+        left = self.children - len(self.records) - len(self._in_flight) + len(self._requeue)
+        if capacity > 1 and left > 0 and running + len(self._tail) + left <= 2 * capacity:
+            self._tail += self.ask(left)
+            self._tail.sort(key=lambda t: -self.latency(t.spec, t.arch))
+        out, self._tail = self._tail[:free], self._tail[free:]
+        return out + self.ask(free - len(out)) if len(out) < free else out
 
 
 def _trial_dict(trial: Trial) -> dict[str, Any]:

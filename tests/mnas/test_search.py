@@ -75,6 +75,50 @@ def test_run_records_budget_and_caches_repeats(tmp_path):
     assert state.in_flight == [] and state.next_index == 30 and len(state.pending) == 30 % 4
 
 
+class FifoPool:
+    """An executor with 2 slots that finishes its oldest child on each wait; it fails the test if
+    the loop ever gives it more children than slots."""
+
+    capacity = 2
+
+    def __init__(self) -> None:
+        self.running: list = []
+        self.submitted: list = []
+
+    def submit(self, trial) -> None:
+        assert len(self.running) < self.capacity, "the loop over-filled the executor"
+        self.running.append(trial)
+        self.submitted.append(trial)
+
+    def wait(self):
+        trial = self.running.pop(0)
+        return [(trial, Outcome(fake_train(trial.spec, None), "w", 1, 0.01))]
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_the_last_children_are_sampled_together_and_trained_longest_first(tmp_path):
+    space = {**TINY, "layer_deltas": [0, 1], "ops": ["dconv", "mbconv3", "mbconv6"],
+             "kernels": [3, 5, 7]}  # 324 architectures: seed 18 samples no repeat in 12, and
+    search = make_search(tmp_path, children=12, batch=4, space=space, seed=18)  # no sorted tail
+    pool = FifoPool()
+    search.run(pool, progress=False)
+    records = load_history(tmp_path / "history.jsonl")
+    assert len(records) == 12 and not any(r["cached"] for r in records)
+    order = [t.index for t in pool.submitted]
+    assert order[:9] == list(range(9))  # sampled one slot at a time, as they free up
+    tail = pool.submitted[9:]  # the last 3 (fit in one slot free now plus 2 more): all at once
+    assert sorted(t.index for t in tail) == [9, 10, 11]
+    latency = [fake_latency(t.spec) for t in tail]
+    assert latency == sorted(latency, reverse=True)
+    assert latency != [fake_latency(t.spec) for t in sorted(tail, key=lambda t: t.index)]
+    local = make_search(tmp_path / "local", children=12, batch=4, space=space, seed=18)
+    local.run(LocalExecutor(None, trainer=fake_train), progress=False)  # one slot: no tail
+    assert [r["arch"] for r in local.records] == [r["arch"] for r in
+                                                   sorted(records, key=lambda r: r["index"])]
+
+
 def test_failed_and_raising_children_get_failed_reward(tmp_path):
     def flaky(arch, config, *, num_classes=None):
         if arch.blocks[0].kernel == 5:
