@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from .fileio import interrupts_deferred
+
 CHECKPOINT_NAME = "controller.pt"
 FORMAT_VERSION = 1
 
@@ -65,17 +67,18 @@ def save_checkpoint(run_dir: str | os.PathLike[str], state: CheckpointState) -> 
     """torch.save to a temp file in the run dir, fsync, then os.replace: never a torn checkpoint."""
     run_dir = Path(run_dir)
     target = run_dir / CHECKPOINT_NAME
-    fd, tmp = tempfile.mkstemp(prefix=".controller-", suffix=".pt.tmp", dir=run_dir)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state.to_dict(), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with interrupts_deferred():  # a Ctrl-C lands after the write, not inside torch.save
+        fd, tmp = tempfile.mkstemp(prefix=".controller-", suffix=".pt.tmp", dir=run_dir)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(state.to_dict(), handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
     return target
 
 

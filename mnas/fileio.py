@@ -4,8 +4,39 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM until the block ends, then deliver the first one to the
+    handler that was in place. Why: an interrupt in the middle of a write otherwise surfaces as
+    the writer's own error (torch.save's zip writer raises RuntimeError), which replaces the
+    KeyboardInterrupt and ends a search with a traceback. A no-op outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple[int, Any]] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append((signum, frame)))
+                for sig in _HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            signum, frame = caught[0]
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

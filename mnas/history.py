@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from .fileio import interrupts_deferred
+
 #: Fields every record carries (documented run-directory format).
 RECORD_FIELDS: tuple[str, ...] = (
     "index", "arch", "actions", "accuracy", "latency_ms", "reward", "status", "params", "macs",
@@ -35,9 +37,10 @@ class HistoryWriter:
 
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps({k: _clean(v) for k, v in record.items()}, allow_nan=False)
-        self._file.write(line + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        with interrupts_deferred():  # a Ctrl-C lands after the line, not inside it
+            self._file.write(line + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
 
     def close(self) -> None:
         if not self._file.closed:
