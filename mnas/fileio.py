@@ -24,7 +24,8 @@ def interrupts_deferred() -> Iterator[None]:
         return
     caught: list[tuple[int, Any]] = []
     previous = {sig: signal.signal(sig, lambda signum, frame: caught.append((signum, frame)))
-                for sig in _HELD_SIGNALS}
+                for sig in _HELD_SIGNALS
+                if signal.getsignal(sig) is not None}  # None: set outside Python, left alone
     try:
         yield
     finally:
