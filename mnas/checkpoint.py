@@ -7,14 +7,13 @@ strings, lists and dicts go in, so `torch.load(weights_only=True)` can read it b
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .fileio import interrupts_deferred
+from .fileio import atomic_torch_save
 
 CHECKPOINT_NAME = "controller.pt"
 FORMAT_VERSION = 1
@@ -64,22 +63,8 @@ def _plain(value: Any) -> Any:
 
 
 def save_checkpoint(run_dir: str | os.PathLike[str], state: CheckpointState) -> Path:
-    """torch.save to a temp file in the run dir, fsync, then os.replace: never a torn checkpoint."""
-    run_dir = Path(run_dir)
-    target = run_dir / CHECKPOINT_NAME
-    with interrupts_deferred():  # a Ctrl-C lands after the write, not inside torch.save
-        fd, tmp = tempfile.mkstemp(prefix=".controller-", suffix=".pt.tmp", dir=run_dir)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(state.to_dict(), handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-    return target
+    """Written atomically (temp file, fsync, os.replace): never a torn checkpoint."""
+    return atomic_torch_save(state.to_dict(), Path(run_dir) / CHECKPOINT_NAME)
 
 
 def load_checkpoint(run_dir: str | os.PathLike[str]) -> CheckpointState | None:

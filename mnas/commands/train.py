@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import time
 from dataclasses import replace
@@ -20,7 +19,7 @@ import torch
 
 from mnas.commands.describe import resolve_arch
 from mnas.data import load_dataset
-from mnas.fileio import atomic_write_json
+from mnas.fileio import atomic_torch_save, atomic_write_json
 from mnas.training import Trainer, TrainConfig, torch_threads
 from search_spaces import ArchSpec, build_model, count_macs, count_params, encode_arch
 from search_spaces.onnx_export import export_onnx
@@ -54,14 +53,6 @@ def _load_configs(path: str, stem_stride: int | None) -> tuple[TrainConfig, int 
     if stem_stride is None and isinstance(space, dict) and "stem_stride" in space:
         stem_stride = config.space.stem_stride
     return config.child_training, stem_stride
-
-
-def _atomic_torch_save(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 
 
 def _resume(trainer: Trainer, ckpt: Path, arch: ArchSpec, config: TrainConfig) -> list[dict]:
@@ -142,7 +133,7 @@ def _epochs(trainer: Trainer, arch: ArchSpec, config: TrainConfig, ckpt: Path,
             bar.set_postfix(epoch=f"{epoch:.1f}", loss=f"{outcome.loss:.3f}", acc=f"{acc:.3f}")
             meta = dict(blocks=list(encode_arch(arch)), stem_stride=arch.stem_stride,
                         config=config.to_dict(), history=history)
-            _atomic_torch_save(dict(trainer=trainer.state_dict(), meta=json.dumps(meta)), ckpt)
+            atomic_torch_save(dict(trainer=trainer.state_dict(), meta=json.dumps(meta)), ckpt)
     finally:
         bar.close()
         writer.close()

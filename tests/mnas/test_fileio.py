@@ -11,7 +11,7 @@ import torch
 
 import mnas.checkpoint as checkpoint
 from mnas.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
-from mnas.fileio import interrupts_deferred
+from mnas.fileio import atomic_torch_save, interrupts_deferred
 from mnas.history import HistoryWriter, load_history
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
@@ -94,3 +94,12 @@ def test_ctrl_c_during_a_history_append_leaves_the_whole_line(tmp_path, monkeypa
     monkeypatch.undo()
     writer.close()
     assert load_history(path) == [{"index": 0, "arch": ["r1_k3_s11_e1_i8_o8"], "reward": 0.5}]
+
+
+def test_atomic_torch_save_replaces_the_file_and_a_failed_write_leaves_the_old_one(tmp_path):
+    path = tmp_path / "checkpoint.pt"  # `mnas train`'s per-epoch checkpoint
+    atomic_torch_save({"epoch": 1}, path)
+    with pytest.raises(AttributeError, match="pickle"):
+        atomic_torch_save({"epoch": 2, "bad": lambda: None}, path)  # cannot be pickled
+    assert torch.load(path, weights_only=True) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
