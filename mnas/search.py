@@ -114,6 +114,12 @@ class Search:
     def best(self) -> dict[str, Any] | None:
         return best_record(self.records)
 
+    @property
+    def _askable(self) -> int:
+        """How many trials `ask` can still hand out: the budget not yet recorded or in flight,
+        plus the re-queued trials (in flight but not running)."""
+        return self.children - len(self.records) - len(self._in_flight) + len(self._requeue)
+
     def latency(self, spec: ArchSpec, key: tuple[str, ...]) -> float:
         if key not in self._latency_memo:
             self._latency_memo[key] = float(self._latency_fn(spec))
@@ -123,8 +129,7 @@ class Search:
     def ask(self, n: int) -> list[Trial]:
         """Up to `n` trials to train. Trials re-queued by a resume come first; repeats of a known
         architecture are recorded as cached at once and never returned."""
-        room = self.children - len(self.records) - len(self._in_flight)
-        n = max(0, min(n, room + len(self._requeue)))
+        n = max(0, min(n, self._askable))
         trials = self._requeue[:n]
         self._requeue = self._requeue[n:]
         new = [self._make_trial(s) for s in self.controller.sample(n - len(trials))] \
@@ -283,8 +288,7 @@ class Search:
         and one more round of them) all of it is sampled at once and handed out longest expected
         first, by predicted latency: the run then ends on short children instead of one worker
         training a long child while the others idle."""
-        free = capacity - running
-        left = self.children - len(self.records) - len(self._in_flight) + len(self._requeue)
+        free, left = capacity - running, self._askable
         if capacity > 1 and left > 0 and running + len(self._tail) + left <= 2 * capacity:
             self._tail += self.ask(left)
             self._tail.sort(key=lambda t: -self.latency(t.spec, t.arch))
