@@ -56,7 +56,7 @@ def load_state(work: Path) -> dict[str, Any]:
 def stage_data(work: Path, cifar: Path) -> Path:
     """Write the search split (never the held-out part) as an npz the search's `npz` data set
     reads; the held-out part is the validation split of `final_data_config`."""
-    from mnas.data import DataConfig, read_arrays, stratified_split
+    from mnas.training.data import DataConfig, read_arrays, stratified_split
     out = work / "search_data.npz"
     if out.exists():
         return out
@@ -71,7 +71,7 @@ def stage_data(work: Path, cifar: Path) -> Path:
 
 @lru_cache(maxsize=1)
 def headline_config() -> Any:
-    from mnas.config import load_config
+    from mnas.config.schema import load_config
     return load_config(CONFIG)
 
 
@@ -162,7 +162,7 @@ def final_models(work: Path, methods: list[str], seeds: int) -> list[dict[str, A
 
 
 def final_data_config(cifar: Path, max_train: int) -> Any:
-    from mnas.data import DataConfig
+    from mnas.training.data import DataConfig
     return DataConfig(name="cifar10", path=str(cifar), input_size=32,
                       val_fraction=HOLDOUT_FRACTION, split_seed=HOLDOUT_SEED,
                       max_train=max_train, max_val=None)
@@ -170,7 +170,7 @@ def final_data_config(cifar: Path, max_train: int) -> Any:
 
 def train_final(job: dict[str, Any]) -> dict[str, Any]:
     """One (model, training seed): the fixed final recipe, accuracy on the held-out 20%."""
-    from mnas.training import TrainConfig, train_child
+    from mnas.training.trainer import TrainConfig, train_child
     arch = to_arch(job["blocks"])
     cfg = TrainConfig(data=final_data_config(Path(job["cifar"]), job["max_train"]),
                       epochs=job["epochs"], batch_size=64, lr=0.05, augment=True,

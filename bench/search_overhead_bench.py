@@ -36,8 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mnas.config import config_from_dict  # noqa: E402
-from mnas.runner import create_executor, create_search  # noqa: E402
+from mnas.config.schema import config_from_dict  # noqa: E402
+from mnas.search.runner import create_executor, create_search  # noqa: E402
 
 SPACE = {"input_size": 16, "num_classes": 10, "stem_filters": 8, "stem_stride": 1,
          "head_filters": 64, "width_divisor": 4,
@@ -97,7 +97,7 @@ def watch_refills(executor) -> list[float]:
 
 
 def one_run(workers: int, children: int, epochs: float, out: str) -> dict:
-    from mnas.distributed import shutdown_ray
+    from mnas.search.ray_pool import shutdown_ray
 
     config = make_config(workers, children, epochs, out)
     run_dir = Path(out) / f"w{workers}"
@@ -141,7 +141,7 @@ def _train_many(args: tuple) -> float:
     import numpy as np
     import torch
 
-    from mnas.training import train_child
+    from mnas.training.trainer import train_child
 
     torch.set_num_threads(1)
     config = make_config(1, children, epochs, tempfile.gettempdir())

@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from mnas.data import DataConfig, load_dataset
-from mnas.training import TrainConfig, train_child, use_channels_last
+from mnas.training.data import DataConfig, load_dataset
+from mnas.training.trainer import TrainConfig, train_child, use_channels_last
 from search_spaces import ArchSpec, build_model, reference_arch
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -122,7 +122,7 @@ def accuracy(args: argparse.Namespace) -> dict:
              ("mobilenet_v2", 1.0)]
     setups = [("digits 8x8", DataConfig(), TrainConfig(threads=args.threads), 1)]
     if args.quickstart:
-        from mnas.config import load_config
+        from mnas.config.schema import load_config
         quick = replace(load_config(QUICKSTART).child_training, threads=args.threads)
         setups.append((f"digits {quick.data.input_size}px, quickstart budget ({quick.epochs:g} ep)",
                        quick.data, quick, 1))

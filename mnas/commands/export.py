@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from mnas.reward import REWARD_PRESETS, resolve_weights
 
 if TYPE_CHECKING:  # the CLI imports every command module: keep torch out of `mnas --help`
-    from mnas.config import ExperimentConfig
-    from mnas.export import Candidate, History
+    from mnas.config.schema import ExperimentConfig
+    from mnas.search.ranking import Candidate, History
 
 #: Channels of the data sets whose layout is known without loading them (ONNX input shape).
 _CHANNELS = {"digits": 1, "mnist": 1, "cifar10": 3, "synthetic": 3}
@@ -32,7 +32,7 @@ def _weights(args: argparse.Namespace, config: ExperimentConfig) -> tuple[float,
 def select(history: History, config: ExperimentConfig,
            args: argparse.Namespace) -> tuple[list[Candidate], str]:
     """The candidates to export and a one-line description of how they were chosen."""
-    from mnas.export import pareto_front, rank, rescore
+    from mnas.search.ranking import pareto_front, rank, rescore
     target, alpha, beta, rescored = _weights(args, config)
     candidates = list(history.candidates)
     how = "logged reward"
@@ -71,7 +71,7 @@ def _print_text(entries: list[dict[str, Any]], how: str, fmt: str) -> None:
 
 def _write_onnx(chosen: list[Candidate], config: ExperimentConfig, out: Path,
                 in_channels: int) -> list[Path]:
-    from mnas.export import to_arch
+    from mnas.search.ranking import to_arch
     from search_spaces.builder import build_model
     from search_spaces.onnx_export import export_onnx
     space = config.space
@@ -86,8 +86,8 @@ def _write_onnx(chosen: list[Candidate], config: ExperimentConfig, out: Path,
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mnas.config import load_config
-    from mnas.export import export_entry, read_history
+    from mnas.config.schema import load_config
+    from mnas.search.ranking import export_entry, read_history
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: no such run directory")

@@ -63,7 +63,7 @@ def _run_measure(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from mnas.config import load_config
+    from mnas.config.schema import load_config
 
     return load_config(args.config, args.overrides)
 

@@ -54,8 +54,8 @@ def _resume_hint(args: argparse.Namespace, run_dir: Path) -> str:
 
 def _config_source(args: argparse.Namespace) -> Path:
     """The file the config comes from (named in every input error)."""
-    from mnas.config import QUICKSTART
-    from mnas.runner import CONFIG_NAME
+    from mnas.config.schema import QUICKSTART
+    from mnas.search.runner import CONFIG_NAME
 
     if args.config is not None:
         return Path(args.config)
@@ -65,7 +65,7 @@ def _config_source(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mnas.runner import (check_inputs, check_run_dir, create_executor, create_predictor,
+    from mnas.search.runner import (check_inputs, check_run_dir, create_executor, create_predictor,
                              create_search, default_run_dir, is_disk_error, load_for_run,
                              prepare_run_dir)
 
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         if executor is not None:
             executor.shutdown()
             if not args.local:
-                from mnas.distributed import shutdown_ray
+                from mnas.search.ray_pool import shutdown_ray
 
                 shutdown_ray()
         if search is not None:

@@ -18,9 +18,9 @@ from typing import Any
 import torch
 
 from mnas.commands.describe import resolve_arch
-from mnas.data import load_dataset
+from mnas.training.data import load_dataset
 from mnas.fileio import atomic_torch_save, atomic_write_json
-from mnas.training import Trainer, TrainConfig, torch_threads
+from mnas.training.trainer import Trainer, TrainConfig, torch_threads
 from search_spaces import ArchSpec, build_model, count_macs, count_params, encode_arch
 from search_spaces.onnx_export import export_onnx
 
@@ -41,8 +41,8 @@ def _load_configs(path: str, stem_stride: int | None) -> tuple[TrainConfig, int 
     space names (None when it names none)."""
     import yaml
 
-    from mnas.config import load_config
-    from mnas.runner import check_inputs
+    from mnas.config.schema import load_config
+    from mnas.search.runner import check_inputs
     config = load_config(path)
     try:
         check_inputs(config)  # before DIR is created: a typo leaves nothing behind

@@ -95,8 +95,8 @@ def test_lut_without_table_is_an_error(tiny_space: MnasNetSpace) -> None:
 def test_custom_example_config_builds_the_example(tmp_path: Path) -> None:
     """experiments/custom_predictor.yaml names a class that exists and satisfies the protocol."""
     from latency.examples import MacsParamsPredictor
-    from mnas.config import load_config
-    from mnas.runner import create_predictor as from_config
+    from mnas.config.schema import load_config
+    from mnas.search.runner import create_predictor as from_config
 
     root = Path(__file__).resolve().parents[2]
     config = load_config(root / "experiments" / "custom_predictor.yaml")

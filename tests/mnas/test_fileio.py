@@ -9,10 +9,10 @@ import threading
 import pytest
 import torch
 
-import mnas.checkpoint as checkpoint
-from mnas.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
+import mnas.search.checkpoint as checkpoint
+from mnas.search.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
 from mnas.fileio import atomic_torch_save, interrupts_deferred
-from mnas.history import HistoryWriter, load_history
+from mnas.search.history import HistoryWriter, load_history
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 

@@ -2,8 +2,8 @@
 naming the file and the key or token (no traceback, nothing left behind), and the faults a search
 must survive without a subprocess: failing children, a full disk, a half-written checkpoint.
 
-(The SIGKILL / SIGTERM / SIGINT tests run real processes: tests/mnas/test_search.py, slow. Ray
-worker deaths, timeouts and a lost node: tests/mnas/test_distributed.py.)"""
+(The SIGKILL / SIGTERM / SIGINT tests run real processes: tests/mnas/search/test_search.py, slow. Ray
+worker deaths, timeouts and a lost node: tests/mnas/search/test_distributed.py.)"""
 from __future__ import annotations
 
 import copy
@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from mnas.cli import main
-from mnas.history import HistoryWriter, load_history
+from mnas.search.history import HistoryWriter, load_history
 
 #: The shared tiny search (tiny_search.yaml), with a failed-child reward and a 4-child budget.
 TINY: dict[str, Any] = yaml.safe_load((Path(__file__).parent / "tiny_search.yaml").read_text())
@@ -171,7 +171,7 @@ def finished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Pa
     assert search(config, "--run-dir", run_dir) == 0
     capsys.readouterr()
     assert len(load_history(run_dir / "history.jsonl")) == 4
-    from mnas.config import load_config  # the resolved config is saved in the run dir
+    from mnas.config.schema import load_config  # the resolved config is saved in the run dir
     assert load_config(run_dir / "config.yaml") == load_config(config)
     return config, run_dir
 
@@ -213,7 +213,7 @@ def test_unwritable_or_full_run_dir_refused_before_work(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Read-only / permission-less (faked, so it also holds when tests run as root) and a nearly
     full file system: refused with one line before any child is trained."""
-    import mnas.runner as runner
+    import mnas.search.runner as runner
 
     config = _write(tmp_path, TINY)
     with monkeypatch.context() as m:
@@ -291,7 +291,7 @@ def test_half_written_checkpoint_temp_file_is_ignored(finished_run: tuple[Path, 
 
 # -- faults during a search ----------------------------------------------------------------------
 def _raise_every_other(monkeypatch: pytest.MonkeyPatch) -> None:
-    import mnas.training as training
+    import mnas.training.trainer as training
 
     original, calls = training.Trainer.train, []
 
@@ -335,7 +335,7 @@ def test_disk_full_mid_search_is_one_line_and_resumable(
         target: str, code: int) -> None:
     """The file system fills up (or turns read-only) while children train: one error line with
     the resume command, exit 1, every recorded child kept; the resume ends with the budget."""
-    import mnas.search as search_mod
+    import mnas.search.loop as search_mod
 
     config = _write(tmp_path, _with({"budget.children": 6}))
     run_dir = tmp_path / "run"
@@ -365,7 +365,7 @@ def test_disk_full_mid_search_is_one_line_and_resumable(
 
 
 def test_is_disk_error_only_blames_the_run_dir_for_its_own_files(tmp_path: Path) -> None:
-    from mnas.runner import is_disk_error
+    from mnas.search.runner import is_disk_error
 
     run = tmp_path / "run"
     assert is_disk_error(OSError(errno.ENOSPC, "full"), run)

@@ -19,8 +19,8 @@ from torch import nn
 
 from search_spaces import ArchSpec, build_model, count_macs, count_params
 
-from .data import DataConfig, Dataset, load_dataset
-from .optim import build_optimizer, lr_at
+from mnas.training.data import DataConfig, Dataset, load_dataset
+from mnas.training.optim import build_optimizer, lr_at
 
 OPTIMIZERS = ("sgd", "rmsprop")
 SCHEDULES = ("cosine", "step", "constant")

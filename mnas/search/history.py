@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from .fileio import interrupts_deferred
+from mnas.fileio import interrupts_deferred
 
 #: Fields every record carries (documented run-directory format).
 RECORD_FIELDS: tuple[str, ...] = (

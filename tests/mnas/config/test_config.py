@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import yaml
 
-from mnas.config import (PATH_KEYS, BudgetConfig, ControllerConfig, ExperimentConfig,
+from mnas.config.schema import (PATH_KEYS, BudgetConfig, ControllerConfig, ExperimentConfig,
                          RewardConfig, config_fingerprint, config_from_dict, config_to_dict,
                          fingerprint_diff, load_config, parse_overrides, save_config)
-from mnas.training import TrainConfig
+from mnas.training.trainer import TrainConfig
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
 
 

@@ -1,7 +1,7 @@
 """Executors run children for the search loop: the loop only submits trials and waits for outcomes.
 
 `LocalExecutor` trains in the driver process, one child at a time (tests, `ray.workers: 1`,
-debugging with pdb); `mnas.distributed.RayExecutor` keeps a pool of Ray actors busy. Both hand
+debugging with pdb); `mnas.search.ray_pool.RayExecutor` keeps a pool of Ray actors busy. Both hand
 back the same `Outcome`, so the loop cannot tell them apart.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 #: Default child trainer, by dotted path so worker processes import it themselves.
-DEFAULT_TRAINER = "mnas.training:train_child"
+DEFAULT_TRAINER = "mnas.training.trainer:train_child"
 
 Trainer = Callable[..., Any]
 

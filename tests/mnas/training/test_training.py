@@ -1,4 +1,4 @@
-"""mnas.training / mnas.optim: proxy training, statuses, determinism, optimisers, schedules."""
+"""mnas.training.trainer / mnas.training.optim: proxy training, statuses, determinism, optimisers, schedules."""
 from __future__ import annotations
 
 import math
@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from mnas.data import DataConfig
-from mnas.optim import RMSpropTF, lr_at
-from mnas.training import ChildResult, TrainConfig, Trainer, augment_batch, train_child
+from mnas.training.data import DataConfig
+from mnas.training.optim import RMSpropTF, lr_at
+from mnas.training.trainer import ChildResult, TrainConfig, Trainer, augment_batch, train_child
 from search_spaces import decode_arch
 
 TINY = decode_arch(["r1_k3_s11_e1_i8_o8", "r1_k3_s22_e3_i8_o16_se0.25"], stem_filters=8,
@@ -75,7 +75,7 @@ def test_divergence_stops_early() -> None:
 
 
 def test_exception_becomes_failed(monkeypatch: pytest.MonkeyPatch) -> None:
-    import mnas.training as training
+    import mnas.training.trainer as training
 
     def boom(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("out of memory (simulated)")
@@ -150,7 +150,7 @@ def test_rmsprop_tf_matches_formula() -> None:
 
 
 def test_trainer_resume_matches_uninterrupted() -> None:
-    from mnas.data import load_dataset
+    from mnas.training.data import load_dataset
     from search_spaces import build_model
     cfg, data = quick(epochs=4, augment=True), load_dataset(SYNTH)
 
@@ -179,7 +179,7 @@ def test_child_result_validates_status() -> None:
 def test_weight_decay_shrinks_conv_and_fc_weights_only(optimizer: str) -> None:
     """With a zero loss gradient a step moves only decayed parameters, towards zero; BatchNorm
     parameters and biases are left alone (the official code keeps them out of its L2 loss)."""
-    from mnas.optim import build_optimizer
+    from mnas.training.optim import build_optimizer
     from search_spaces import build_model
 
     torch.manual_seed(0)
@@ -205,7 +205,7 @@ def test_label_smoothing_reaches_the_loss(monkeypatch: pytest.MonkeyPatch) -> No
     """The configured smoothing is what the training loss uses, and it changes the loss."""
     import torch.nn.functional as F
 
-    from mnas import training
+    import mnas.training.trainer as training
 
     seen: list[float] = []
     original = F.cross_entropy

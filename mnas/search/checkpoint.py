@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .fileio import atomic_torch_save
+from mnas.fileio import atomic_torch_save
 
 CHECKPOINT_NAME = "controller.pt"
 FORMAT_VERSION = 1

@@ -1,6 +1,6 @@
 """A small generic loader: plain YAML data -> nested frozen dataclasses, driven by type hints.
 
-Why generic: every config section (ours and `mnas.training.TrainConfig`/`mnas.data.DataConfig`)
+Why generic: every config section (ours and `mnas.training.trainer.TrainConfig`/`mnas.training.data.DataConfig`)
 gets identical checks and one-line errors naming the key path, and adding a field to a dataclass
 is all it takes to make it configurable. Supported hints: str, int, float (ints and numeric text
 such as `1e-5`, which YAML 1.1 reads as a string, are accepted), bool, None, Optional/`X | None`,

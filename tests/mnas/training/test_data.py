@@ -1,4 +1,4 @@
-"""mnas.data: configs, loaders, split, resize, errors."""
+"""mnas.training.data: configs, loaders, split, resize, errors."""
 from __future__ import annotations
 
 import os
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from mnas.data import DataConfig, load_dataset, read_arrays, stratified_split
+from mnas.training.data import DataConfig, load_dataset, read_arrays, stratified_split
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
 
 
 @pytest.mark.parametrize("kwargs, field", [

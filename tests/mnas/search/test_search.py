@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from controllers import create_controller
-from mnas.checkpoint import load_checkpoint
-from mnas.executor import LocalExecutor, Outcome
-from mnas.history import HistoryWriter, load_history
-from mnas.search import RewardSpec, Search
+from mnas.search.checkpoint import load_checkpoint
+from mnas.search.executor import LocalExecutor, Outcome
+from mnas.search.history import HistoryWriter, load_history
+from mnas.search.loop import RewardSpec, Search
 from search_spaces.space import MnasNetSpace
 
 TINY = {"base": [{"kernel": 3, "stride": 1, "expansion": 1, "filters": 8, "layers": 1},
@@ -254,7 +254,7 @@ from pathlib import Path  # noqa: E402
 
 import yaml  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 #: The shared tiny search (tiny_search.yaml) with a 40-child budget: long enough to kill.
 TINY_CONFIG = {**yaml.safe_load((Path(__file__).parent / "tiny_search.yaml").read_text()),

@@ -1,7 +1,7 @@
 """The search loop: the controller samples, executors train children, rewards flow back.
 
 `Search` holds the state explicitly and is driven by ask/tell, so it runs the same whether
-children are trained in-process (`LocalExecutor`) or on a Ray pool (`mnas.distributed`). The
+children are trained in-process (`LocalExecutor`) or on a Ray pool (`mnas.search.ray_pool`). The
 history file is authoritative: every finished child is appended (fsync'd) before anything else
 changes, the controller checkpoint is replaced atomically after every event, and a resume
 reconciles the two, so a SIGKILL at any instant loses no finished child and retrains none.
@@ -25,11 +25,11 @@ from controllers.base import Controller, Sample
 from search_spaces.blockstrings import encode_arch
 from search_spaces.specs import ArchSpec
 
-from .checkpoint import CHECKPOINT_NAME, CheckpointState, load_checkpoint, sample_from_dict, \
+from mnas.search.checkpoint import CHECKPOINT_NAME, CheckpointState, load_checkpoint, sample_from_dict, \
     sample_to_dict, save_checkpoint
-from .executor import Executor, Outcome
-from .history import HistoryWriter, best_record, load_history
-from .reward import mnas_reward
+from mnas.search.executor import Executor, Outcome
+from mnas.search.history import HistoryWriter, best_record, load_history
+from mnas.reward import mnas_reward
 
 HISTORY_NAME = "history.jsonl"
 
@@ -259,7 +259,7 @@ class Search:
     def run(self, executor: Executor, *, progress: bool = True) -> SearchSummary:
         """Keep every executor slot busy until the budget is recorded. Ctrl-C / SIGTERM
         (delivered as KeyboardInterrupt / SystemExit by the caller) leave a resumable run dir."""
-        from .progress import Progress
+        from mnas.progress import Progress
 
         start = time.perf_counter()
         bar = Progress(self.children, len(self.records), enabled=progress)

@@ -1,5 +1,5 @@
 """Wiring a search from an experiment config: the run directory, the predictor, controller,
-tracker and executor. Kept apart from `mnas.search` so the loop itself stays testable with
+tracker and executor. Kept apart from `mnas.search.loop` so the loop itself stays testable with
 hand-made parts."""
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import ExperimentConfig, fingerprint_diff, load_config, save_config
-from .executor import Executor, LocalExecutor
-from .search import HISTORY_NAME, RewardSpec, Search
+from mnas.config.schema import ExperimentConfig, fingerprint_diff, load_config, save_config
+from mnas.search.executor import Executor, LocalExecutor
+from mnas.search.loop import HISTORY_NAME, RewardSpec, Search
 
 CONFIG_NAME = "config.yaml"
 REFERENCES = ("mnasnet_a1", "mnasnet_b1", "mobilenet_v2")
@@ -170,8 +170,8 @@ def create_search(config: ExperimentConfig, run_dir: Path, *, resume: bool,
     reward = RewardSpec(config.latency.target_ms, alpha, beta, config.reward.failed_reward)
     tracker = None
     if config.output.tensorboard or config.output.plot:
-        from .config import config_to_dict
-        from .tracking import Tracker
+        from mnas.config.schema import config_to_dict
+        from mnas.tracking import Tracker
 
         tracker = Tracker(run_dir, decisions=space.decisions, target_ms=config.latency.target_ms,
                           tensorboard=config.output.tensorboard, plot=config.output.plot,
@@ -188,7 +188,7 @@ def create_executor(config: ExperimentConfig, *, local: bool = False,
     """In-process (`local`) or a Ray actor pool sized by `ray.workers` (0 = by the CPUs)."""
     if local:
         return LocalExecutor(config.child_training, trainer=trainer)
-    from .distributed import RayExecutor
+    from mnas.search.ray_pool import RayExecutor
 
     ray = config.ray
     # a local Ray gets at least the CPUs the requested workers need (oversubscribing a small
@@ -207,7 +207,7 @@ def load_for_run(config_path: str | None, run_dir: Path | None, overrides: list[
     if config_path is None:
         if resume and run_dir is not None:
             return load_config(run_dir / CONFIG_NAME, overrides)
-        from .config import QUICKSTART
+        from mnas.config.schema import QUICKSTART
 
         config_path = str(QUICKSTART)
     return load_config(config_path, overrides)

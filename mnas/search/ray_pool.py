@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from .executor import FATAL_ERRORS, Outcome, Trainer, resolve_trainer, run_child
+from mnas.search.executor import FATAL_ERRORS, Outcome, Trainer, resolve_trainer, run_child
 
 OBJECT_STORE_BYTES = 200 * 1024 ** 2
 
@@ -68,7 +68,7 @@ class ChildWorker:
         """Load the data set into this process's cache (errors surface before any child)."""
         data = getattr(self.train_config, "data", None)
         if data is not None and self.trainer is resolve_trainer(None):
-            from .data import load_dataset
+            from mnas.training.data import load_dataset
 
             load_dataset(data)
         return self.name

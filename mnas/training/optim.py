@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from .training import TrainConfig
+    from mnas.training.trainer import TrainConfig
 
 RMSPROP_DECAY = 0.9
 RMSPROP_EPS = 1e-3

@@ -1,7 +1,7 @@
 """Experiment configs: one YAML file describes a whole search.
 
 The file is read with `yaml.safe_load` and turned into the frozen dataclasses below by one generic
-loader (`mnas.configlib`) that walks field type hints, so every section gets the same checks and
+loader (`mnas.config.loader`) that walks field type hints, so every section gets the same checks and
 error messages: `experiments/x.yaml: budget.children: expected an integer > 0, got -3`.
 
 Relative paths (`child_training.data.path`, `child_training.data.cache_dir`, `latency.table`,
@@ -23,14 +23,14 @@ from typing import Any, Iterable, Literal, Mapping
 
 import yaml
 
-from mnas.configlib import apply_overrides, dataclass_from_data, to_plain
+from mnas.config.loader import apply_overrides, dataclass_from_data, to_plain
 from mnas.fileio import atomic_write_text
 from mnas.reward import resolve_weights
-from mnas.training import TrainConfig
+from mnas.training.trainer import TrainConfig
 from search_spaces.space import MnasNetSpace
 
 #: The bundled quickstart experiment (what `make search` runs) when working from a checkout.
-QUICKSTART = Path(__file__).resolve().parent.parent / "experiments" / "quickstart.yaml"
+QUICKSTART = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.yaml"
 
 #: Dotted keys holding file-system paths, resolved against the CWD by `load_config`.
 PATH_KEYS: tuple[str, ...] = ("child_training.data.path", "child_training.data.cache_dir",

@@ -7,13 +7,13 @@ import time
 
 import pytest
 
-from mnas.history import load_history
+from mnas.search.history import load_history
 
 ray = pytest.importorskip("ray")
 
 from controllers import create_controller  # noqa: E402
-from mnas.distributed import RayExecutor, shutdown_ray  # noqa: E402
-from mnas.search import RewardSpec, Search  # noqa: E402
+from mnas.search.ray_pool import RayExecutor, shutdown_ray  # noqa: E402
+from mnas.search.loop import RewardSpec, Search  # noqa: E402
 from search_spaces.space import MnasNetSpace  # noqa: E402
 
 TINY = {"base": [{"kernel": 3, "stride": 1, "expansion": 1, "filters": 8, "layers": 1},

@@ -1,0 +1,1 @@
+"""Experiment configuration: typed dataclasses loaded from YAML (schema) by one loader."""

@@ -1,0 +1,1 @@
+"""The search: ask/tell loop, executors (local and Ray), checkpoint, history, run directory, ranking."""

@@ -1,0 +1,1 @@
+"""Child training: the trainer, optimisers and schedules, data sets."""
