@@ -12,3 +12,8 @@ __all__ = [
 from .space import BaseBlock, Decision, MnasNetSpace, layer_resolutions, parse_op  # noqa: E402
 
 __all__ += ["BaseBlock", "Decision", "MnasNetSpace", "layer_resolutions", "parse_op"]
+from .nasbench201 import NB201_OPS, NasBench201Space, Nb201Arch  # noqa: E402
+from .registry import SPACES, create_space, space_to_dict  # noqa: E402
+
+__all__ += ["NB201_OPS", "NasBench201Space", "Nb201Arch", "SPACES", "create_space",
+            "space_to_dict"]

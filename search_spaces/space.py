@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .blockstrings import decode_arch, encode_arch
 from .reference import round_filters
 from .specs import ArchSpec, BlockSpec, LayerSpec
 
@@ -219,6 +220,15 @@ class MnasNetSpace:
         if self.decode(actions) != arch.with_(dropout=self.dropout):
             raise ValueError("architecture's stem or head differs from this space's")
         return actions
+
+    def to_strings(self, arch: ArchSpec) -> list[str]:
+        """The architecture's text form as the history and export write it: block strings."""
+        return encode_arch(arch)
+
+    def from_strings(self, strings: Sequence[str]) -> ArchSpec:
+        """Block strings (as `to_strings` writes them) -> ArchSpec with this space's stem/head."""
+        return decode_arch(strings, stem_filters=self.stem_filters, stem_stride=self.stem_stride,
+                           head_filters=self.head_filters, dropout=self.dropout)
 
     def sample_actions(self, rng: np.random.Generator) -> list[int]:
         return [int(rng.integers(d.size)) for d in self.decisions]

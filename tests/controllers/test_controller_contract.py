@@ -9,8 +9,36 @@ import pytest
 import torch
 
 from controllers import CONTROLLERS, Controller, Sample
+from search_spaces import SPACES, create_space
 
 NAMES = sorted(CONTROLLERS)
+
+
+class ActionPredictor:
+    """Pseudo-latency of any space's architecture from its actions: 140 ms x the mean action
+    position, so uniform samples centre on the 70 ms target."""
+
+    def __init__(self, space) -> None:
+        self.space = space
+
+    def predict(self, arch) -> float:
+        actions = self.space.encode(arch)
+        return 140.0 * float(np.mean([a / max(1, d.size - 1)
+                                      for a, d in zip(actions, self.space.decisions)]))
+
+    def predict_many(self, archs) -> np.ndarray:
+        return np.array([self.predict(a) for a in archs])
+
+
+@pytest.fixture(scope="module", params=sorted(SPACES))
+def space(request):
+    """Every controller runs on every space unchanged (they see only `space.decisions`)."""
+    return create_space({"name": request.param})
+
+
+@pytest.fixture()
+def predictor(space):
+    return ActionPredictor(space)
 
 
 def roundtrip(state: dict) -> dict:
