@@ -9,6 +9,7 @@ be re-scored later under another target without retraining (`mnas export --targe
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
@@ -92,3 +93,20 @@ def mnas_reward_many(accuracy: np.ndarray, latency_ms: np.ndarray, *, target_ms:
         raise ValueError(f"reward: latency_ms[{i}] must be finite and > 0, got {lat.ravel()[i]!r}")
     ratio = lat / target
     return acc * ratio ** np.where(lat <= target, a, b)
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """How the search scores a finished child: the reward of an ok child, `failed_reward` for
+    one that failed, diverged or timed out (or has no finite accuracy)."""
+
+    target_ms: float
+    alpha: float
+    beta: float
+    failed_reward: float = 0.0
+
+    def score(self, status: str, accuracy: float | None, latency_ms: float) -> float:
+        if status != "ok" or accuracy is None or not math.isfinite(accuracy):
+            return float(self.failed_reward)
+        return mnas_reward(accuracy, latency_ms, target_ms=self.target_ms, alpha=self.alpha,
+                           beta=self.beta)

@@ -13,8 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-TB_DIR = "tb"
-PLOT_NAME = "pareto.png"
+from mnas.search.rundir import RunDir
 
 
 class Tracker:
@@ -35,7 +34,7 @@ class Tracker:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.run_dir / TB_DIR))
+            self._writer = SummaryWriter(str(RunDir(self.run_dir).tensorboard))
 
     def seed(self, records: Sequence[dict[str, Any]]) -> None:
         """Continue best-so-far from the children a resumed run already has."""
@@ -79,7 +78,7 @@ class Tracker:
             self._writer.close()
             self._writer = None
         if self.plot and records:
-            plot_pareto(records, self.run_dir / PLOT_NAME, target_ms=self.target_ms,
+            plot_pareto(records, RunDir(self.run_dir).plot, target_ms=self.target_ms,
                         references=self.references)
 
 

@@ -88,13 +88,14 @@ def _write_onnx(chosen: list[Candidate], config: ExperimentConfig, out: Path,
 def _run(args: argparse.Namespace) -> int:
     from mnas.config.schema import load_config
     from mnas.search.ranking import export_entry, read_history
+    from mnas.search.rundir import RunDir
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: no such run directory")
     if args.top is not None and args.top < 1:
         raise ValueError(f"--top must be >= 1, got {args.top}")
-    config = load_config(run_dir / "config.yaml")
-    history = read_history(run_dir / "history.jsonl")
+    config = load_config(RunDir(run_dir).config)
+    history = read_history(RunDir(run_dir).history)
     for warning in history.warnings:
         print(f"mnas export: warning: {warning}", file=sys.stderr)
     print(_summary(history, run_dir), file=sys.stderr)

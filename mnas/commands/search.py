@@ -55,19 +55,19 @@ def _resume_hint(args: argparse.Namespace, run_dir: Path) -> str:
 def _config_source(args: argparse.Namespace) -> Path:
     """The file the config comes from (named in every input error)."""
     from mnas.config.schema import QUICKSTART
-    from mnas.search.runner import CONFIG_NAME
+    from mnas.search.rundir import RunDir
 
     if args.config is not None:
         return Path(args.config)
     if args.resume and args.run_dir is not None:
-        return args.run_dir / CONFIG_NAME
+        return RunDir(args.run_dir).config
     return QUICKSTART
 
 
 def run(args: argparse.Namespace) -> int:
-    from mnas.search.runner import (check_inputs, check_run_dir, create_executor, create_predictor,
-                             create_search, default_run_dir, is_disk_error, load_for_run,
-                             prepare_run_dir)
+    from mnas.search.rundir import check_run_dir, default_run_dir, is_disk_error, prepare_run_dir
+    from mnas.search.runner import (check_inputs, create_executor, create_predictor,
+                                    create_search, load_for_run)
 
     if args.resume and args.run_dir is None:
         raise ValueError("--resume needs --run-dir DIR (the run directory to continue)")
@@ -148,9 +148,11 @@ def _close_quietly(search: Any) -> None:
 
 
 def _print_summary(summary: Any, run_dir: Path, seconds: float) -> None:
+    from mnas.search.rundir import RunDir
+
     best = summary.best
     print(f"done: {summary.children} children in {seconds:.0f} s; history: "
-          f"{run_dir / 'history.jsonl'}", file=sys.stderr)
+          f"{RunDir(run_dir).history}", file=sys.stderr)
     if best is None:
         print("no child trained successfully (see the status and error fields in the history)",
               file=sys.stderr)

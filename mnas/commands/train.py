@@ -25,8 +25,9 @@ from search_spaces import ArchSpec, build_model, count_macs, count_params, encod
 from search_spaces.onnx_export import export_onnx
 
 CHECKPOINT = "checkpoint.pt"
-#: Fields a resumed run may change (a longer run, a different time limit).
-RESUME_MUTABLE = ("epochs", "steps", "time_limit_s")
+#: `child_training` fields a resumed `mnas train` may change (a longer run, another time limit);
+#: not to be confused with `SEARCH_RESUME_MUTABLE`, the config keys a resumed search may change.
+TRAIN_RESUME_MUTABLE = ("epochs", "steps", "time_limit_s")
 
 
 def _tensorboard_writer(path: Path) -> Any:
@@ -61,12 +62,13 @@ def _resume(trainer: Trainer, ckpt: Path, arch: ArchSpec, config: TrainConfig) -
     if meta["blocks"] != list(encode_arch(arch)) or meta["stem_stride"] != arch.stem_stride:
         raise ValueError(f"{ckpt}: checkpoint is for a different architecture "
                          f"({' '.join(meta['blocks'])}, stem stride {meta['stem_stride']})")
-    mine = {k: v for k, v in config.to_dict().items() if k not in RESUME_MUTABLE}
-    theirs = {k: v for k, v in meta["config"].items() if k not in RESUME_MUTABLE}
+    mine = {k: v for k, v in config.to_dict().items() if k not in TRAIN_RESUME_MUTABLE}
+    theirs = {k: v for k, v in meta["config"].items() if k not in TRAIN_RESUME_MUTABLE}
     changed = sorted(k for k in mine if mine[k] != theirs.get(k))
     if changed:
         raise ValueError(f"{ckpt}: child_training.{changed[0]} differs from the checkpointed "
-                         f"run (only {', '.join(RESUME_MUTABLE)} may change on --resume)")
+                         f"run (only {', '.join(TRAIN_RESUME_MUTABLE)} may change on "
+                         "--resume)")
     trainer.load_state_dict(state["trainer"])
     return list(meta["history"])
 

@@ -39,8 +39,8 @@ PATH_KEYS: tuple[str, ...] = ("child_training.data.path", "child_training.data.c
 #: Keys a resume may change without invalidating the run (excluded from `config_fingerprint`):
 #: the budget can be extended, the cluster and the output options are about *where* and *how
 #: visibly* children run, not *what* is searched; the name is a label; the cache only speeds up.
-RESUME_MUTABLE: tuple[str, ...] = ("name", "budget.children", "ray", "output",
-                                   "child_training.data.cache_dir")
+SEARCH_RESUME_MUTABLE: tuple[str, ...] = ("name", "budget.children", "ray", "output",
+                                          "child_training.data.cache_dir")
 
 BUILTIN_PREDICTORS = ("lut", "measured", "flops")
 _DOTTED = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
@@ -318,20 +318,20 @@ def _drop(data: dict[str, Any], dotted: str) -> None:
 
 def _fingerprint_data(config: ExperimentConfig) -> dict[str, Any]:
     data = config_to_dict(config)
-    for dotted in RESUME_MUTABLE:
+    for dotted in SEARCH_RESUME_MUTABLE:
         _drop(data, dotted)
     return data
 
 
 def config_fingerprint(config: ExperimentConfig) -> str:
-    """A hash of everything that defines *what* is searched (all but `RESUME_MUTABLE`): a resume
-    with a different fingerprint would mix two searches in one history."""
+    """A hash of everything that defines *what* is searched (all but `SEARCH_RESUME_MUTABLE`): a
+    resume with a different fingerprint would mix two searches in one history."""
     text = json.dumps(_fingerprint_data(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def fingerprint_diff(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
-    """Dotted keys (outside `RESUME_MUTABLE`) whose values differ, for a helpful resume error."""
+    """Dotted keys (outside `SEARCH_RESUME_MUTABLE`) whose values differ, for a resume error."""
     out: list[str] = []
 
     def walk(a: Any, b: Any, prefix: str) -> None:
@@ -346,6 +346,6 @@ def fingerprint_diff(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
 
 
 __all__ = ["BudgetConfig", "ControllerConfig", "ExperimentConfig", "LatencyConfig", "OutputConfig",
-           "PATH_KEYS", "QUICKSTART", "RESUME_MUTABLE", "RayConfig", "RewardConfig",
+           "PATH_KEYS", "QUICKSTART", "SEARCH_RESUME_MUTABLE", "RayConfig", "RewardConfig",
            "config_fingerprint", "config_from_dict", "config_to_dict",
            "fingerprint_diff", "load_config", "parse_overrides", "save_config"]

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from mnas.fileio import atomic_torch_save
+from mnas.search.rundir import RunDir
 
-CHECKPOINT_NAME = "controller.pt"
 FORMAT_VERSION = 1
 
 
@@ -64,12 +64,12 @@ def _plain(value: Any) -> Any:
 
 def save_checkpoint(run_dir: str | os.PathLike[str], state: CheckpointState) -> Path:
     """Written atomically (temp file, fsync, os.replace): never a torn checkpoint."""
-    return atomic_torch_save(state.to_dict(), Path(run_dir) / CHECKPOINT_NAME)
+    return atomic_torch_save(state.to_dict(), RunDir(run_dir).checkpoint)
 
 
 def load_checkpoint(run_dir: str | os.PathLike[str]) -> CheckpointState | None:
     """The saved state, or None when the run dir has no checkpoint yet."""
-    path = Path(run_dir) / CHECKPOINT_NAME
+    path = RunDir(run_dir).checkpoint
     if not path.exists():
         return None
     try:

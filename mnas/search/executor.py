@@ -22,6 +22,13 @@ Trainer = Callable[..., Any]
 FATAL_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError)
 
 
+def failure_result(status: str, error: str) -> dict[str, Any]:
+    """The result dict of a child that produced none itself (an exception, a lost worker, a
+    timeout): the same keys a `ChildResult.to_dict()` has that the history keeps."""
+    return {"status": status, "error": error, "accuracy": None, "params": None, "macs": None,
+            "wall_time_s": None}
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What running one trial produced. `result` is `ChildResult.to_dict()` (or an equivalent
@@ -36,9 +43,7 @@ class Outcome:
     @classmethod
     def failure(cls, status: str, error: str, *, worker: str, attempts: int,
                 wall_time_s: float) -> "Outcome":
-        result = {"status": status, "error": error, "accuracy": None, "params": None,
-                  "macs": None, "wall_time_s": None}
-        return cls(result, worker, attempts, wall_time_s)
+        return cls(failure_result(status, error), worker, attempts, wall_time_s)
 
 
 class Executor(Protocol):
@@ -78,8 +83,7 @@ def run_child(trainer: Trainer, arch: Any, train_config: Any,
         raise
     except Exception as exc:  # noqa: BLE001 - reported in the history, search goes on
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return {"status": "failed", "error": last, "accuracy": None, "params": None,
-                "macs": None, "wall_time_s": None}
+        return failure_result("failed", last)
 
 
 class LocalExecutor:
@@ -106,10 +110,6 @@ class LocalExecutor:
         start = time.perf_counter()
         result = run_child(self.trainer, trial.spec, self.train_config, self.num_classes)
         return [(trial, Outcome(result, "local", 1, time.perf_counter() - start))]
-
-    @property
-    def running(self) -> int:
-        return len(self._queue)
 
     def shutdown(self) -> None:
         self._queue.clear()

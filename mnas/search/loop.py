@@ -15,7 +15,6 @@ longest first, so the run does not end with one worker busy and the rest idle.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +24,12 @@ from controllers.base import Controller, Sample
 from search_spaces.blockstrings import encode_arch
 from search_spaces.specs import ArchSpec
 
-from mnas.search.checkpoint import CHECKPOINT_NAME, CheckpointState, load_checkpoint, sample_from_dict, \
+from mnas.search.checkpoint import CheckpointState, load_checkpoint, sample_from_dict, \
     sample_to_dict, save_checkpoint
 from mnas.search.executor import Executor, Outcome
 from mnas.search.history import HistoryWriter, best_record, load_history
-from mnas.reward import mnas_reward
-
-HISTORY_NAME = "history.jsonl"
+from mnas.search.rundir import RunDir
+from mnas.reward import RewardSpec
 
 
 @dataclass(frozen=True)
@@ -44,22 +42,6 @@ class Trial:
     arch: tuple[str, ...]
     spec: ArchSpec = field(compare=False, repr=False)
     sample: Sample = field(compare=False, repr=False)
-
-
-@dataclass(frozen=True)
-class RewardSpec:
-    """How a finished child is scored."""
-
-    target_ms: float
-    alpha: float
-    beta: float
-    failed_reward: float = 0.0
-
-    def score(self, status: str, accuracy: float | None, latency_ms: float) -> float:
-        if status != "ok" or accuracy is None or not math.isfinite(accuracy):
-            return float(self.failed_reward)
-        return mnas_reward(accuracy, latency_ms, target_ms=self.target_ms, alpha=self.alpha,
-                           beta=self.beta)
 
 
 @dataclass(frozen=True)
@@ -99,7 +81,7 @@ class Search:
             self._resume()
             if tracker is not None:
                 tracker.seed(self.records)
-        self._history = HistoryWriter(self.run_dir / HISTORY_NAME)
+        self._history = HistoryWriter(RunDir(self.run_dir).history)
 
     # -- state --------------------------------------------------------------------------------
     @property
@@ -210,7 +192,7 @@ class Search:
     def _resume(self) -> None:
         """History first (torn last line cut), then the checkpoint; trials the checkpoint had in
         flight that reached the history are rewarded now, the rest are re-queued."""
-        self.records = load_history(self.run_dir / HISTORY_NAME, repair=True, validate=True)
+        self.records = load_history(RunDir(self.run_dir).history, repair=True, validate=True)
         for record in self.records:
             self._cache.setdefault(tuple(record["arch"]), _cached_fields(record))
         state = load_checkpoint(self.run_dir)
@@ -225,7 +207,7 @@ class Search:
                          for d in sorted(state.in_flight, key=lambda d: int(d["index"]))]
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
             # only after `--force` with another controller or search space
-            raise ValueError(f"{self.run_dir / CHECKPOINT_NAME}: does not fit this config's "
+            raise ValueError(f"{RunDir(self.run_dir).checkpoint}: does not fit this config's "
                              f"controller or search space ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
         self.next_index = max(self.next_index, state.next_index)

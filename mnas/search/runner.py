@@ -1,94 +1,22 @@
-"""Wiring a search from an experiment config: the run directory, the predictor, controller,
-tracker and executor. Kept apart from `mnas.search.loop` so the loop itself stays testable with
+"""Wiring a search from an experiment config: the predictor, controller, tracker and executor
+(the run directory is `mnas.search.rundir`). Kept apart from `mnas.search.loop` so the loop itself stays testable with
 hand-made parts."""
 from __future__ import annotations
 
-import errno
 import math
 import os
-import shutil
-import time
 from pathlib import Path
 from typing import Any
 
-from mnas.config.schema import ExperimentConfig, fingerprint_diff, load_config, save_config
+from mnas.config.schema import ExperimentConfig, load_config
+from mnas.reward import RewardSpec
 from mnas.search.executor import Executor, LocalExecutor
-from mnas.search.loop import HISTORY_NAME, RewardSpec, Search
+from mnas.search.loop import Search
+from mnas.search.rundir import RunDir
 
-CONFIG_NAME = "config.yaml"
 REFERENCES = ("mnasnet_a1", "mnasnet_b1", "mobilenet_v2")
-#: A fresh or resumed search refuses to start with less free space than this in the run dir.
-MIN_FREE_BYTES = 16 * 1024 ** 2
 #: Data sets read from `child_training.data.path` (the others are bundled or generated).
 _DATA_WITH_PATH = ("mnist", "cifar10", "npz")
-
-
-def default_run_dir(config: ExperimentConfig) -> Path:
-    """`<output.dir>/<name>-<UTC timestamp>` (a new directory per run)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    return Path(config.output.dir) / f"{config.name}-{stamp}"
-
-
-def check_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool,
-                  force: bool = False) -> None:
-    """The run-dir checks of `prepare_run_dir`, without writing anything (cheap: run them before
-    anything slow, such as building a latency table)."""
-    saved = run_dir / CONFIG_NAME
-    if resume:
-        if not run_dir.is_dir():
-            raise FileNotFoundError(f"{run_dir}: no such run directory to resume")
-        if not saved.exists():
-            raise ValueError(f"{run_dir}: not a search run directory (no {CONFIG_NAME})")
-        diff = fingerprint_diff(load_config(saved), config)
-        if diff and not force:
-            raise ValueError(f"{run_dir}: the config differs from the run's ({'; '.join(diff)}); "
-                             "use the run's config.yaml, or --force to resume anyway")
-    else:
-        if run_dir.exists() and not run_dir.is_dir():
-            raise NotADirectoryError(f"{run_dir}: exists and is not a directory")
-        if (run_dir / HISTORY_NAME).exists():
-            raise ValueError(f"{run_dir}: already holds a search; add --resume to continue it, "
-                             "or choose another --run-dir")
-
-
-def prepare_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool,
-                    force: bool = False) -> None:
-    """Create or check the run dir and write the resolved config.yaml.
-
-    A fresh search refuses a dir that already holds a history (that would mix two searches);
-    a resume refuses a config that differs beyond `RESUME_MUTABLE` unless `force`; a dir that
-    cannot be written, or a nearly full disk, is refused before any child trains."""
-    check_run_dir(config, run_dir, resume=resume, force=force)
-    saved = run_dir / CONFIG_NAME
-    if not resume:
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:
-            raise NotADirectoryError(f"{run_dir}: a parent exists and is not a directory") \
-                from None
-        except OSError as exc:
-            raise ValueError(f"{run_dir}: cannot create the run directory "
-                             f"({exc.strerror or exc})") from None
-    check_writable(run_dir)
-    try:
-        save_config(config, saved)
-    except OSError as exc:
-        raise ValueError(f"{saved}: cannot write the run's config ({exc.strerror or exc})") \
-            from None
-
-
-def check_writable(run_dir: Path, min_free: int = MIN_FREE_BYTES) -> None:
-    """ValueError before any child is trained when the run dir cannot take a history: not
-    writable (permissions, read-only file system) or nearly full."""
-    if not os.access(run_dir, os.W_OK | os.X_OK):
-        raise ValueError(f"{run_dir}: run directory is not writable")
-    try:
-        free = shutil.disk_usage(run_dir).free
-    except OSError:
-        return
-    if free < min_free:
-        raise ValueError(f"{run_dir}: only {free / 1024 ** 2:.1f} MiB free on this file system "
-                         f"(a search needs at least {min_free / 1024 ** 2:.0f} MiB)")
 
 
 def check_inputs(config: ExperimentConfig) -> None:
@@ -99,22 +27,6 @@ def check_inputs(config: ExperimentConfig) -> None:
     if data.name in _DATA_WITH_PATH and data.path and not os.path.exists(data.path):
         raise ValueError(f"child_training.data.path: {data.path} does not exist "
                          f"(data set {data.name!r})")
-
-
-def is_disk_error(exc: BaseException, run_dir: Path) -> bool:
-    """An OSError from writing the run dir: storage full, read-only, over quota or failing; or
-    permissions lost on a file in the run dir (a write error without a file name counts: the
-    search writes nothing but the run dir)."""
-    if not isinstance(exc, OSError):
-        return False
-    if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO):
-        return True
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        if exc.filename is None:
-            return True
-        inside = os.path.abspath(os.fspath(exc.filename))
-        return inside.startswith(os.path.abspath(run_dir) + os.sep)
-    return False
 
 
 def create_predictor(config: ExperimentConfig,
@@ -206,7 +118,7 @@ def load_for_run(config_path: str | None, run_dir: Path | None, overrides: list[
         raise FileNotFoundError(f"{run_dir}: no such run directory to resume")
     if config_path is None:
         if resume and run_dir is not None:
-            return load_config(run_dir / CONFIG_NAME, overrides)
+            return load_config(RunDir(run_dir).config, overrides)
         from mnas.config.schema import QUICKSTART
 
         config_path = str(QUICKSTART)

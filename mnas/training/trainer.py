@@ -165,8 +165,8 @@ class ChildResult:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """How a stretch of training ended: `status` ok/diverged/timeout, mean loss of the last epoch's
+class Stretch:
+    """How a stretch of training (`Trainer.train`) ended: `status` ok/diverged/timeout, mean loss of the last epoch's
     steps, images seen and seconds spent in the training loop."""
 
     status: str
@@ -245,7 +245,7 @@ class Trainer:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, y_all.index_select(0, idx)
 
-    def train(self, until: int, deadline: float | None = None) -> Outcome:
+    def train(self, until: int, deadline: float | None = None) -> Stretch:
         """Train up to optimizer step `until`; stop early on a non-finite loss or the deadline
         (a `time.perf_counter()` value)."""
         model, opt, cfg = self.model, self.optimizer, self.config
@@ -261,14 +261,14 @@ class Trainer:
             loss.backward()
             value = loss.item()
             if not math.isfinite(value):
-                return Outcome("diverged", value, images, time.perf_counter() - start)
+                return Stretch("diverged", value, images, time.perf_counter() - start)
             opt.step()
             self.step += 1
             images += len(y)
             recent.append(value)
             if deadline is not None and time.perf_counter() > deadline:
-                return Outcome("timeout", _mean(recent), images, time.perf_counter() - start)
-        return Outcome("ok", _mean(recent), images, time.perf_counter() - start)
+                return Stretch("timeout", _mean(recent), images, time.perf_counter() - start)
+        return Stretch("ok", _mean(recent), images, time.perf_counter() - start)
 
     @torch.inference_mode()
     def evaluate(self, x_all: torch.Tensor | None = None,

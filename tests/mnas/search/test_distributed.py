@@ -13,7 +13,8 @@ ray = pytest.importorskip("ray")
 
 from controllers import create_controller  # noqa: E402
 from mnas.search.ray_pool import RayExecutor, shutdown_ray  # noqa: E402
-from mnas.search.loop import RewardSpec, Search  # noqa: E402
+from mnas.reward import RewardSpec  # noqa: E402
+from mnas.search.loop import Search  # noqa: E402
 from search_spaces.space import MnasNetSpace  # noqa: E402
 
 TINY = {"base": [{"kernel": 3, "stride": 1, "expansion": 1, "filters": 8, "layers": 1},

@@ -213,7 +213,7 @@ def test_unwritable_or_full_run_dir_refused_before_work(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Read-only / permission-less (faked, so it also holds when tests run as root) and a nearly
     full file system: refused with one line before any child is trained."""
-    import mnas.search.runner as runner
+    import mnas.search.rundir as runner
 
     config = _write(tmp_path, TINY)
     with monkeypatch.context() as m:
@@ -365,7 +365,7 @@ def test_disk_full_mid_search_is_one_line_and_resumable(
 
 
 def test_is_disk_error_only_blames_the_run_dir_for_its_own_files(tmp_path: Path) -> None:
-    from mnas.search.runner import is_disk_error
+    from mnas.search.rundir import is_disk_error
 
     run = tmp_path / "run"
     assert is_disk_error(OSError(errno.ENOSPC, "full"), run)

@@ -14,7 +14,8 @@ from controllers import create_controller
 from mnas.search.checkpoint import load_checkpoint
 from mnas.search.executor import LocalExecutor, Outcome
 from mnas.search.history import HistoryWriter, load_history
-from mnas.search.loop import RewardSpec, Search
+from mnas.reward import RewardSpec
+from mnas.search.loop import Search
 from search_spaces.space import MnasNetSpace
 
 TINY = {"base": [{"kernel": 3, "stride": 1, "expansion": 1, "filters": 8, "layers": 1},

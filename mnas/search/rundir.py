@@ -1,0 +1,147 @@
+"""The search run directory: its layout (every file name, in one place) and the checks that keep
+one directory to one search.
+
+```
+<run dir>/
+  config.yaml      the resolved experiment config (every default spelled out)
+  history.jsonl    one JSON record per finished child, append-only (authoritative)
+  controller.pt    the controller checkpoint (atomic; weights_only)
+  tb/              TensorBoard events (output.tensorboard)
+  pareto.png       accuracy vs latency of the children (output.plot)
+```
+
+Commands and library code name these files through `RunDir`, never by literal.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mnas.config.schema import ExperimentConfig, fingerprint_diff, load_config, save_config
+
+CONFIG_NAME = "config.yaml"
+HISTORY_NAME = "history.jsonl"
+CHECKPOINT_NAME = "controller.pt"
+TB_DIR = "tb"
+PLOT_NAME = "pareto.png"
+
+#: A fresh or resumed search refuses to start with less free space than this in the run dir.
+MIN_FREE_BYTES = 16 * 1024 ** 2
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside one search run directory."""
+
+    path: Path
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        object.__setattr__(self, "path", Path(path))
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG_NAME
+
+    @property
+    def history(self) -> Path:
+        return self.path / HISTORY_NAME
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / CHECKPOINT_NAME
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / TB_DIR
+
+    @property
+    def plot(self) -> Path:
+        return self.path / PLOT_NAME
+
+
+def default_run_dir(config: ExperimentConfig) -> Path:
+    """`<output.dir>/<name>-<UTC timestamp>` (a new directory per run)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return Path(config.output.dir) / f"{config.name}-{stamp}"
+
+
+def check_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool,
+                  force: bool = False) -> None:
+    """The run-dir checks of `prepare_run_dir`, without writing anything (cheap: run them before
+    anything slow, such as building a latency table)."""
+    layout = RunDir(run_dir)
+    if resume:
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f"{run_dir}: no such run directory to resume")
+        if not layout.config.exists():
+            raise ValueError(f"{run_dir}: not a search run directory (no {CONFIG_NAME})")
+        diff = fingerprint_diff(load_config(layout.config), config)
+        if diff and not force:
+            raise ValueError(f"{run_dir}: the config differs from the run's ({'; '.join(diff)}); "
+                             f"use the run's {CONFIG_NAME}, or --force to resume anyway")
+    else:
+        if run_dir.exists() and not run_dir.is_dir():
+            raise NotADirectoryError(f"{run_dir}: exists and is not a directory")
+        if layout.history.exists():
+            raise ValueError(f"{run_dir}: already holds a search; add --resume to continue it, "
+                             "or choose another --run-dir")
+
+
+def prepare_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool,
+                    force: bool = False) -> None:
+    """Create or check the run dir and write the resolved config.yaml.
+
+    A fresh search refuses a dir that already holds a history (that would mix two searches);
+    a resume refuses a config that differs beyond `SEARCH_RESUME_MUTABLE` unless `force`; a dir
+    that cannot be written, or a nearly full disk, is refused before any child trains."""
+    check_run_dir(config, run_dir, resume=resume, force=force)
+    saved = RunDir(run_dir).config
+    if not resume:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise NotADirectoryError(f"{run_dir}: a parent exists and is not a directory") \
+                from None
+        except OSError as exc:
+            raise ValueError(f"{run_dir}: cannot create the run directory "
+                             f"({exc.strerror or exc})") from None
+    check_writable(run_dir)
+    try:
+        save_config(config, saved)
+    except OSError as exc:
+        raise ValueError(f"{saved}: cannot write the run's config ({exc.strerror or exc})") \
+            from None
+
+
+def check_writable(run_dir: Path, min_free: int = MIN_FREE_BYTES) -> None:
+    """ValueError before any child is trained when the run dir cannot take a history: not
+    writable (permissions, read-only file system) or nearly full."""
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise ValueError(f"{run_dir}: run directory is not writable")
+    try:
+        free = shutil.disk_usage(run_dir).free
+    except OSError:
+        return
+    if free < min_free:
+        raise ValueError(f"{run_dir}: only {free / 1024 ** 2:.1f} MiB free on this file system "
+                         f"(a search needs at least {min_free / 1024 ** 2:.0f} MiB)")
+
+
+def is_disk_error(exc: BaseException, run_dir: Path) -> bool:
+    """An OSError from writing the run dir: storage full, read-only, over quota or failing; or
+    permissions lost on a file in the run dir (a write error without a file name counts: the
+    search writes nothing but the run dir)."""
+    if not isinstance(exc, OSError):
+        return False
+    if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO):
+        return True
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        if exc.filename is None:
+            return True
+        inside = os.path.abspath(os.fspath(exc.filename))
+        return inside.startswith(os.path.abspath(run_dir) + os.sep)
+    return False
