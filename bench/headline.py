@@ -111,15 +111,16 @@ def search_dir(work: Path, method: str, seed: int) -> Path:
     return work / f"search-{method}-s{seed}"
 
 
-def history(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "history.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def history(run_dir: Path) -> list[Any]:
+    from mnas.search.history import load_history
+
+    return load_history(RunDir(run_dir).history)
 
 
 def stage_search(work: Path, data: Path, target: float, methods: list[str], seeds: int,
                  children: int, extra: list[str]) -> None:
+    from mnas.search.rundir import RunDir
+
     for seed in range(seeds):          # seed-major: an interruption leaves every method comparable
         for method in methods:
             run_dir = search_dir(work, method, seed)
@@ -131,7 +132,7 @@ def stage_search(work: Path, data: Path, target: float, methods: list[str], seed
                    "--set", f"latency.target_ms={target!r}", "--set", f"budget.children={children}",
                    "--set", f"child_training.data.path={data}"]
             cmd += [arg for kv in extra for arg in ("--set", kv)]
-            if (run_dir / "config.yaml").exists():
+            if RunDir(run_dir).config.exists():  # a started search: resume it
                 cmd.append("--resume")
             log(f"search: {method} seed {seed} -> {run_dir}")
             start = time.time()
@@ -141,9 +142,10 @@ def stage_search(work: Path, data: Path, target: float, methods: list[str], seed
             log(f"search: {method} seed {seed} done in {time.time() - start:.0f} s")
 
 
-def best_of(run_dir: Path) -> dict[str, Any]:
-    rows = [r for r in history(run_dir) if r.get("status") == "ok"]
-    return max(rows, key=lambda r: r["reward"])
+def best_of(run_dir: Path) -> Any:
+    from mnas.search.ranking import best, candidates
+
+    return best(candidates(history(run_dir)))
 
 
 def final_models(work: Path, methods: list[str], seeds: int) -> list[dict[str, Any]]:
@@ -155,9 +157,9 @@ def final_models(work: Path, methods: list[str], seeds: int) -> list[dict[str, A
         for seed in range(seeds):
             best = best_of(search_dir(work, method, seed))
             models.append({"name": f"{method}-s{seed}", "kind": "searched", "method": method,
-                           "search_seed": seed, "blocks": best["arch"],
-                           "search_reward": best["reward"], "proxy_accuracy": best["accuracy"],
-                           "predicted_ms": best["latency_ms"]})
+                           "search_seed": seed, "blocks": list(best.arch),
+                           "search_reward": best.reward, "proxy_accuracy": best.accuracy,
+                           "predicted_ms": best.latency_ms})
     return models
 
 

@@ -115,7 +115,7 @@ def one_run(workers: int, children: int, epochs: float, out: str) -> dict:
     executor.shutdown()
     search.close()
     shutdown_ray()
-    trained = [r for r in search.records if not r["cached"]]
+    trained = [r for r in search.records if not r.cached]
     train = [r["train_time_s"] for r in trained]
     busy = sum(train)
     dispatch = sum(r["wall_time_s"] - r["train_time_s"] for r in trained)

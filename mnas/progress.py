@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mnas.search.ranking import Candidate
 
 
 class Progress:
@@ -17,15 +20,15 @@ class Progress:
                              file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
         self._done = done
 
-    def update(self, done: int, running: int, best: dict[str, Any] | None) -> None:
+    def update(self, done: int, running: int, best: Candidate | None) -> None:
         if self._bar is None:
             return
         changed = done != self._done
         postfix = {"running": running}
         if best is not None:
-            postfix["best"] = f"{best['reward']:.4f}"
-            postfix["acc"] = f"{best['accuracy']:.3f}"
-            postfix["lat"] = f"{best['latency_ms']:.2f}ms"
+            postfix["best"] = f"{best.reward:.4f}"
+            postfix["acc"] = f"{best.accuracy:.3f}"
+            postfix["lat"] = f"{best.latency_ms:.2f}ms"
         self._bar.set_postfix(postfix, refresh=False)
         if changed:
             self._bar.update(done - self._done)  # refreshes (rate-limited by tqdm)

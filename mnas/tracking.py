@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mnas.search.history import HistoryRecord
+from mnas.search.ranking import best, candidates, pareto_front
 from mnas.search.rundir import RunDir
 
 
@@ -36,21 +38,21 @@ class Tracker:
 
             self._writer = SummaryWriter(str(RunDir(self.run_dir).tensorboard))
 
-    def seed(self, records: Sequence[dict[str, Any]]) -> None:
+    def seed(self, records: Sequence[HistoryRecord]) -> None:
         """Continue best-so-far from the children a resumed run already has."""
-        ok = [float(r["reward"]) for r in records if r.get("status") == "ok"]
-        self._best = max(ok, default=-np.inf)
+        top = best(candidates(records))
+        self._best = top.reward if top is not None else -np.inf
 
-    def log_child(self, record: dict[str, Any], step: int) -> None:
+    def log_child(self, record: HistoryRecord, step: int) -> None:
         if self._writer is None:
             return
-        if record.get("status") == "ok" and record.get("reward") is not None:
-            self._best = max(self._best, float(record["reward"]))
+        for c in candidates([record]):
+            self._best = max(self._best, c.reward)
         w = self._writer
-        w.add_scalar("child/reward", float(record["reward"]), step)
-        if record.get("accuracy") is not None:
-            w.add_scalar("child/accuracy", float(record["accuracy"]), step)
-        w.add_scalar("child/latency_ms", float(record["latency_ms"]), step)
+        w.add_scalar("child/reward", float(record.reward), step)
+        if record.accuracy is not None:
+            w.add_scalar("child/accuracy", float(record.accuracy), step)
+        w.add_scalar("child/latency_ms", float(record.latency_ms), step)
         if np.isfinite(self._best):
             w.add_scalar("search/best_reward", self._best, step)
 
@@ -66,14 +68,12 @@ class Tracker:
             bins = np.arange(decision.size + 1) - 0.5
             self._writer.add_histogram(f"choices/{decision.name}", chosen[:, i], update, bins=bins)
 
-    def close(self, records: Sequence[dict[str, Any]]) -> None:
+    def close(self, records: Sequence[HistoryRecord]) -> None:
         if self._writer is not None:
-            ok = [r for r in records if r.get("status") == "ok"]
-            if ok:
-                best = max(ok, key=lambda r: r["reward"])
-                metrics = {"hparam/best_reward": float(best["reward"]),
-                           "hparam/best_accuracy": float(best["accuracy"]),
-                           "hparam/best_latency_ms": float(best["latency_ms"])}
+            top = best(candidates(records))
+            if top is not None:
+                metrics = {"hparam/best_reward": top.reward, "hparam/best_accuracy": top.accuracy,
+                           "hparam/best_latency_ms": top.latency_ms}
                 self._writer.add_hparams(_flat_hparams(self.hparams), metrics, run_name=".")
             self._writer.close()
             self._writer = None
@@ -95,19 +95,7 @@ def _flat_hparams(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def pareto_front(points: np.ndarray) -> np.ndarray:
-    """Indices of (latency, accuracy) points no other point beats on both (lower latency,
-    higher accuracy), sorted by latency."""
-    order = np.lexsort((-points[:, 1], points[:, 0]))
-    front, best = [], -np.inf
-    for i in order:
-        if points[i, 1] > best:
-            front.append(i)
-            best = points[i, 1]
-    return np.asarray(front, dtype=np.int64)
-
-
-def plot_pareto(records: Sequence[dict[str, Any]], path: str | Path, *, target_ms: float,
+def plot_pareto(records: Sequence[HistoryRecord], path: str | Path, *, target_ms: float,
                 references: Sequence[tuple[str, float]] = ()) -> Path | None:
     """Accuracy vs predicted latency of the successful children, their Pareto front, the
     target latency and reference architectures (vertical markers: their accuracy on this proxy
@@ -117,18 +105,17 @@ def plot_pareto(records: Sequence[dict[str, Any]], path: str | Path, *, target_m
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [r for r in records if r.get("status") == "ok" and not r.get("cached")
-          and r.get("accuracy") is not None]
-    if not ok:
+    ok = candidates(r for r in records if not r.cached)
+    top = best(ok)
+    if top is None:
         return None
-    pts = np.array([[r["latency_ms"], r["accuracy"]] for r in ok], dtype=float)
-    front = pts[pareto_front(pts)]
-    best = max(ok, key=lambda r: r["reward"])
+    pts = np.array([[c.latency_ms, c.accuracy] for c in ok], dtype=float)
+    front = np.array([[c.latency_ms, c.accuracy] for c in pareto_front(ok)], dtype=float)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     ax.scatter(pts[:, 0], pts[:, 1], s=14, alpha=0.5, label=f"children ({len(ok)})")
     ax.step(front[:, 0], front[:, 1], where="post", color="C1", lw=1.5, label="Pareto front")
-    ax.scatter([best["latency_ms"]], [best["accuracy"]], marker="*", s=160, color="C3",
-               zorder=3, label=f"best reward {best['reward']:.4f}")
+    ax.scatter([top.latency_ms], [top.accuracy], marker="*", s=160, color="C3",
+               zorder=3, label=f"best reward {top.reward:.4f}")
     ax.axvline(target_ms, color="k", ls="--", lw=1, label=f"target {target_ms:g} ms")
     lo, hi = pts[:, 0].min(), pts[:, 0].max()
     off_scale = []

@@ -157,7 +157,7 @@ def _print_summary(summary: Any, run_dir: Path, seconds: float) -> None:
         print("no child trained successfully (see the status and error fields in the history)",
               file=sys.stderr)
         return
-    print(f"best reward {best['reward']:.4f}: accuracy {best['accuracy']:.4f}, latency "
-          f"{best['latency_ms']:.3f} ms, child #{best['index']}")
-    print("  " + " ".join(best["arch"]))
+    print(f"best reward {best.reward:.4f}: accuracy {best.accuracy:.4f}, latency "
+          f"{best.latency_ms:.3f} ms, child #{best.index}")
+    print("  " + " ".join(best.arch))
     print(f"export it with: mnas export {run_dir}", file=sys.stderr)

@@ -27,7 +27,8 @@ from search_spaces.specs import ArchSpec
 from mnas.search.checkpoint import CheckpointState, load_checkpoint, sample_from_dict, \
     sample_to_dict, save_checkpoint
 from mnas.search.executor import Executor, Outcome
-from mnas.search.history import HistoryWriter, best_record, load_history
+from mnas.search.history import HistoryRecord, HistoryWriter, load_history
+from mnas.search.ranking import Candidate, best, candidates
 from mnas.search.rundir import RunDir
 from mnas.reward import RewardSpec
 
@@ -49,7 +50,7 @@ class SearchSummary:
     """What `Search.run` reports at the end."""
 
     children: int
-    best: dict[str, Any] | None
+    best: Candidate | None
     wall_time_s: float
 
 
@@ -66,7 +67,8 @@ class Search:
         self._latency_fn = latency
         self._latency_memo: dict[tuple[str, ...], float] = {}
         self.children, self.batch, self.tracker = children, batch, tracker
-        self.records: list[dict[str, Any]] = []
+        self.records: list[HistoryRecord] = []
+        self._best: Candidate | None = None
         self._cache: dict[tuple[str, ...], dict[str, Any]] = {}
         self._in_flight: dict[int, Trial] = {}
         self._running: dict[tuple[str, ...], int] = {}  # arch -> index of the trial training it
@@ -93,8 +95,9 @@ class Search:
         return len(self._in_flight)
 
     @property
-    def best(self) -> dict[str, Any] | None:
-        return best_record(self.records)
+    def best(self) -> Candidate | None:
+        """The best child so far (`mnas.search.ranking.best`)."""
+        return self._best
 
     @property
     def _askable(self) -> int:
@@ -131,7 +134,7 @@ class Search:
                 to_run.append(trial)
         return to_run
 
-    def tell(self, trial: Trial, outcome: Outcome) -> dict[str, Any]:
+    def tell(self, trial: Trial, outcome: Outcome) -> HistoryRecord:
         """Record a finished trial (and any repeats waiting for it); returns its record."""
         if self._in_flight.get(trial.index) is not trial:
             raise ValueError(f"tell: trial {trial.index} is not in flight")
@@ -150,16 +153,16 @@ class Search:
         self.next_index += 1
         return trial
 
-    def _finish(self, trial: Trial, fields_: dict[str, Any], *, cached: bool) -> dict[str, Any]:
+    def _finish(self, trial: Trial, fields_: dict[str, Any], *, cached: bool) -> HistoryRecord:
         latency = self.latency(trial.spec, trial.arch)
         reward = self.reward.score(fields_["status"], fields_.get("accuracy"), latency)
-        record = {"index": trial.index, "arch": list(trial.arch), "actions": list(trial.actions),
-                  "accuracy": fields_.get("accuracy"), "latency_ms": latency, "reward": reward,
-                  **{k: v for k, v in fields_.items() if k != "accuracy"}, "cached": cached}
         if cached:
-            record.update(train_time_s=0.0, wall_time_s=0.0, worker=None, attempts=0)
+            fields_.update(train_time_s=0.0, wall_time_s=0.0, worker=None, attempts=0)
+        record = HistoryRecord(index=trial.index, arch=trial.arch, actions=trial.actions,
+                               latency_ms=latency, reward=reward, cached=cached, **fields_)
         self._history.append(record)  # durable first: the history is authoritative
         self.records.append(record)
+        self._best = best(candidates([record]) + ([self._best] if self._best else []))
         del self._in_flight[trial.index]
         self._pending.append((trial, reward))
         update = self._maybe_update()
@@ -192,11 +195,12 @@ class Search:
     def _resume(self) -> None:
         """History first (torn last line cut), then the checkpoint; trials the checkpoint had in
         flight that reached the history are rewarded now, the rest are re-queued."""
-        self.records = load_history(RunDir(self.run_dir).history, repair=True, validate=True)
+        self.records = load_history(RunDir(self.run_dir).history, repair=True)
+        self._best = best(candidates(self.records))
         for record in self.records:
-            self._cache.setdefault(tuple(record["arch"]), _cached_fields(record))
+            self._cache.setdefault(record.arch, _cached_fields(record))
         state = load_checkpoint(self.run_dir)
-        done = {int(r["index"]): r for r in self.records}
+        done = {r.index: r for r in self.records}
         self.next_index = max(done, default=-1) + 1
         if state is None:
             return
@@ -215,7 +219,9 @@ class Search:
         self._pending = pending
         for trial in in_flight:
             if trial.index in done:
-                self._pending.append((trial, float(done[trial.index]["reward"])))
+                reward = done[trial.index].reward
+                self._pending.append((trial, float(self.reward.failed_reward if reward is None
+                                                   else reward)))
             else:
                 self._in_flight[trial.index] = trial
                 self._requeue.append(trial)
@@ -282,7 +288,11 @@ def _trial_dict(trial: Trial) -> dict[str, Any]:
     return {"index": trial.index, "sample": sample_to_dict(trial.sample)}
 
 
-_RESULT_KEYS = ("status", "accuracy", "params", "macs", "error")
+#: What a trainer's result dict contributes to a history record, under the same names.
+_RESULT_KEYS = ("status", "accuracy", "params", "macs", "error", "train_loss", "epochs",
+                "images_per_s")
+#: The record fields that describe the training run (copied to a cached repeat).
+_RUN_KEYS = _RESULT_KEYS + ("train_time_s", "wall_time_s", "worker", "attempts")
 
 
 def _result_fields(outcome: Outcome) -> dict[str, Any]:
@@ -291,14 +301,9 @@ def _result_fields(outcome: Outcome) -> dict[str, Any]:
     fields_["status"] = str(fields_["status"] or "failed")
     fields_.update(train_time_s=result.get("wall_time_s"), wall_time_s=outcome.wall_time_s,
                    worker=outcome.worker, attempts=outcome.attempts)
-    for extra in ("train_loss", "epochs", "images_per_s"):
-        if extra in result:
-            fields_[extra] = result[extra]
     return fields_
 
 
-def _cached_fields(record: dict[str, Any]) -> dict[str, Any]:
-    keep = _RESULT_KEYS + ("train_time_s", "wall_time_s", "worker", "attempts", "train_loss",
-                           "epochs", "images_per_s")
-    return {k: record[k] for k in keep if k in record}
+def _cached_fields(record: HistoryRecord) -> dict[str, Any]:
+    return {k: getattr(record, k) for k in _RUN_KEYS}
 

@@ -1,13 +1,13 @@
-"""Pick the best architectures of a finished (or running) search from its `history.jsonl`.
+"""Ranking the children of a search: the one home of "best" and of the Pareto front.
 
-Pure functions over the logged records, so ranking never retrains anything: `read_history`
-(strict about corruption, tolerant of the one torn line a kill can leave at the end), `rank` by
-reward, `pareto_front` of accuracy vs latency, and `rescore` under another latency target or
-reward shape from the logged accuracy and latency. The CLI is `mnas/commands/export.py`.
+Pure functions over logged records, so ranking never retrains anything: `read_history` (the
+history file's ok children as `Candidate`s), `best` and `rank` by reward (one tie rule: lower
+latency, then earlier child), `pareto_front` of accuracy vs latency, and `rescore` under another
+latency target or reward shape from the logged accuracy and latency. Used by the search loop
+(best so far), the tracker (plot) and `mnas export`.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import Counter
@@ -18,6 +18,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from mnas.reward import mnas_reward_many
+from mnas.search.history import HistoryRecord, parse_history
 from search_spaces.blockstrings import decode_arch, encode_arch
 from search_spaces.specs import ArchSpec
 
@@ -60,43 +61,27 @@ def _number(value: Any, where: str, name: str, *, positive: bool = False) -> flo
     return float(value)
 
 
-def _candidate(record: dict[str, Any], where: str, line: int) -> Candidate:
-    arch = record.get("arch")
-    if not isinstance(arch, list) or not arch or not all(isinstance(s, str) for s in arch):
-        raise ValueError(f"{where}: arch must be a list of block strings, got {arch!r}")
-    index = record.get("index")
-    if isinstance(index, bool) or not isinstance(index, int):
-        raise ValueError(f"{where}: index must be an integer, got {index!r}")
-    optional = {k: record.get(k) if isinstance(record.get(k), int) else None
-                for k in ("params", "macs")}
-    return Candidate(index=index, arch=tuple(arch), line=line,
-                     accuracy=_number(record.get("accuracy"), where, "accuracy"),
-                     latency_ms=_number(record.get("latency_ms"), where, "latency_ms",
-                                        positive=True),
-                     reward=_number(record.get("reward"), where, "reward"), **optional)
+def to_candidate(record: HistoryRecord, where: str = "", line: int = 0) -> Candidate:
+    """An ok record as a ranking candidate; its accuracy, latency and reward must be finite
+    numbers (ValueError naming `where` otherwise)."""
+    return Candidate(index=record.index, arch=record.arch, line=line,
+                     accuracy=_number(record.accuracy, where, "accuracy"),
+                     latency_ms=_number(record.latency_ms, where, "latency_ms", positive=True),
+                     reward=_number(record.reward, where, "reward"), params=record.params,
+                     macs=record.macs)
 
 
-def _parse_lines(path: Path, data: bytes) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
-    """(line number, record) pairs; a bad final line is a torn write (warning), others errors."""
-    lines = data.split(b"\n")
-    last = max((i for i, raw in enumerate(lines) if raw.strip()), default=-1)
-    out, warnings = [], []
-    for i, raw in enumerate(lines):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            record = None
-        if not isinstance(record, dict):
-            torn = i == last and not data.endswith(b"\n")
-            if torn:
-                warnings.append(f"{path}: line {i + 1} is incomplete (an interrupted write); "
-                                "skipped")
+def candidates(records: Iterable[HistoryRecord]) -> list[Candidate]:
+    """The ok records (in order) as candidates; one without a finite accuracy (a custom trainer
+    may report one) has nothing to rank and is left out."""
+    out = []
+    for record in records:
+        if record.status == "ok":
+            try:
+                out.append(to_candidate(record))
+            except ValueError:
                 continue
-            raise ValueError(f"{path}: line {i + 1} is not a JSON object (corrupt history)")
-        out.append((i + 1, record))
-    return out, warnings
+    return out
 
 
 def read_history(path: str | os.PathLike[str]) -> History:
@@ -105,15 +90,11 @@ def read_history(path: str | os.PathLike[str]) -> History:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such history file")
-    parsed, warnings = _parse_lines(path, path.read_bytes())
-    counts: Counter[str] = Counter()
-    candidates = []
-    for line, record in parsed:
-        status = record.get("status")
-        counts[str(status)] += 1
-        if status == "ok":
-            candidates.append(_candidate(record, f"{path}: line {line}", line))
-    return History(path, tuple(candidates), dict(counts), tuple(warnings))
+    parsed = parse_history(path)
+    counts: Counter[str] = Counter(record.status for _, record in parsed.lines)
+    found = [to_candidate(record, f"{path}: line {line}", line)
+             for line, record in parsed.lines if record.status == "ok"]
+    return History(path, tuple(found), dict(counts), parsed.warnings)
 
 
 def unique(candidates: Iterable[Candidate]) -> list[Candidate]:
@@ -129,6 +110,11 @@ def unique(candidates: Iterable[Candidate]) -> list[Candidate]:
 
 def _key(c: Candidate) -> tuple[float, float, int]:
     return (-c.reward, c.latency_ms, c.index)
+
+
+def best(candidates: Iterable[Candidate]) -> Candidate | None:
+    """The best-rewarded candidate (ties: lower latency, then earlier child); None if none."""
+    return min(candidates, key=_key, default=None)
 
 
 def rank(candidates: Iterable[Candidate], k: int | None = None) -> list[Candidate]:

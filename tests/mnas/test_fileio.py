@@ -12,7 +12,7 @@ import torch
 import mnas.search.checkpoint as checkpoint
 from mnas.search.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
 from mnas.fileio import atomic_torch_save, interrupts_deferred
-from mnas.search.history import HistoryWriter, load_history
+from mnas.search.history import HistoryRecord, HistoryWriter, load_history
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 
@@ -81,6 +81,7 @@ def test_ctrl_c_during_torch_save_leaves_a_whole_checkpoint(tmp_path, monkeypatc
 
 def test_ctrl_c_during_a_history_append_leaves_the_whole_line(tmp_path, monkeypatch):
     path = tmp_path / "history.jsonl"
+    record = HistoryRecord(index=0, arch=("r1_k3_s11_e1_i8_o8",), status="ok", reward=0.5)
     writer = HistoryWriter(path)
     real_flush = writer._file.flush
 
@@ -90,10 +91,10 @@ def test_ctrl_c_during_a_history_append_leaves_the_whole_line(tmp_path, monkeypa
 
     monkeypatch.setattr(writer._file, "flush", interrupted_flush)
     with pytest.raises(KeyboardInterrupt):
-        writer.append({"index": 0, "arch": ["r1_k3_s11_e1_i8_o8"], "reward": 0.5})
+        writer.append(record)
     monkeypatch.undo()
     writer.close()
-    assert load_history(path) == [{"index": 0, "arch": ["r1_k3_s11_e1_i8_o8"], "reward": 0.5}]
+    assert load_history(path) == [record]
 
 
 def test_atomic_torch_save_replaces_the_file_and_a_failed_write_leaves_the_old_one(tmp_path):

@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnas.tracking import Tracker, pareto_front, plot_pareto
+from mnas.search.history import HistoryRecord
+from mnas.search.ranking import Candidate
+from mnas.tracking import Tracker, plot_pareto
 from search_spaces.space import MnasNetSpace
 
 
@@ -13,28 +15,17 @@ def _records(n=12, seed=0):
     out = []
     for i in range(n):
         lat, acc = float(rng.uniform(1, 10)), float(rng.uniform(0.3, 0.9))
-        out.append({"index": i, "arch": [f"a{i}"], "accuracy": acc, "latency_ms": lat,
-                    "reward": acc * (lat / 5) ** -0.07, "status": "ok", "cached": False})
-    out.append({"index": n, "arch": ["x"], "accuracy": None, "latency_ms": 3.0, "reward": 0.0,
-                "status": "failed", "cached": False})
+        out.append(HistoryRecord(index=i, arch=(f"a{i}",), accuracy=acc, latency_ms=lat,
+                                 reward=acc * (lat / 5) ** -0.07, status="ok"))
+    out.append(HistoryRecord(index=n, arch=("x",), latency_ms=3.0, reward=0.0, status="failed"))
     return out
-
-
-def test_pareto_front_is_the_non_dominated_set():
-    pts = np.array([[1, 0.5], [2, 0.4], [2, 0.7], [3, 0.7], [4, 0.9], [0.5, 0.1]])
-    front = pareto_front(pts)
-    assert front.tolist() == [5, 0, 2, 4]
-    for i in range(len(pts)):  # brute force: on the front iff nobody dominates it
-        dominated = any((pts[j, 0] <= pts[i, 0] and pts[j, 1] >= pts[i, 1])
-                        and (pts[j] != pts[i]).any() for j in range(len(pts)))
-        assert (i in front) == (not dominated)
 
 
 def test_plot_pareto_writes_a_png(tmp_path):
     path = plot_pareto(_records(), tmp_path / "pareto.png", target_ms=5.0,
                        references=[("mnasnet_a1", 4.0), ("far_away", 1e6)])
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    failed_only = [r for r in _records() if r["status"] != "ok"]
+    failed_only = [r for r in _records() if r.status != "ok"]
     assert plot_pareto(failed_only, tmp_path / "none.png", target_ms=5.0) is None
 
 
@@ -64,7 +55,7 @@ def test_tracker_writes_scalars_histograms_and_hparams(tmp_path):
                for e in EventFileLoader(str(f)).Load() for v in e.summary.value}
     assert {"_hparams_/session_start_info", "hparam/best_reward"} <= written  # the HParams tab
     best = [e.value for e in acc.Scalars("search/best_reward")]
-    assert best == sorted(best) and best[-1] == pytest.approx(max(r["reward"] for r in records))
+    assert best == sorted(best) and best[-1] == pytest.approx(max(r.reward for r in records))
     assert len(acc.Scalars("child/accuracy")) == len(records) - 1  # failed child: no accuracy
 
 
@@ -72,8 +63,10 @@ def test_progress_shows_done_total_running_best_and_eta(capsys):
     from mnas.progress import Progress
 
     bar = Progress(10, 2, enabled=True)
-    bar.update(3, 2, {"reward": 0.61234, "accuracy": 0.7, "latency_ms": 1.25})
-    bar.update(5, 2, {"reward": 0.7, "accuracy": 0.75, "latency_ms": 1.0})
+    bar.update(3, 2, Candidate(index=0, arch=("a",), reward=0.61234, accuracy=0.7,
+                               latency_ms=1.25, line=1))
+    bar.update(5, 2, Candidate(index=1, arch=("b",), reward=0.7, accuracy=0.75, latency_ms=1.0,
+                               line=2))
     bar.close()
     err = capsys.readouterr().err
     last = err.replace("\r", "\n").strip().splitlines()[-1]

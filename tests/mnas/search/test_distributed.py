@@ -71,10 +71,10 @@ def test_two_workers_run_in_parallel_and_record_the_budget(local_ray, tmp_path):
     executor.shutdown()
     records = load_history(tmp_path / "history.jsonl")
     assert len(records) == 10
-    trained = [r for r in records if not r["cached"]]
-    assert len({r["worker"] for r in trained}) == 2
-    assert all(r["status"] == "ok" for r in records)
-    assert all(r["attempts"] == 1 for r in trained)
+    trained = [r for r in records if not r.cached]
+    assert len({r.worker for r in trained}) == 2
+    assert all(r.status == "ok" for r in records)
+    assert all(r.attempts == 1 for r in trained)
 
 
 def test_dead_worker_is_replaced_and_the_child_retried(local_ray, tmp_path):
@@ -84,9 +84,9 @@ def test_dead_worker_is_replaced_and_the_child_retried(local_ray, tmp_path):
     search.run(executor, progress=False)
     executor.shutdown()
     records = load_history(tmp_path / "history.jsonl")
-    assert len(records) == 12 and all(r["status"] == "ok" for r in records)
-    retried = [r for r in records if r["attempts"] == 2]
-    assert retried and all(r["arch"][0].startswith("r1_k5") for r in retried)
+    assert len(records) == 12 and all(r.status == "ok" for r in records)
+    retried = [r for r in records if r.attempts == 2]
+    assert retried and all(r.arch[0].startswith("r1_k5") for r in retried)
     assert executor.replaced >= 1
 
 
@@ -99,9 +99,9 @@ def test_worker_dying_every_time_is_recorded_failed(local_ray, tmp_path):
     executor.shutdown()
     records = load_history(tmp_path / "history.jsonl")
     assert len(records) == 12
-    failed = [r for r in records if r["status"] == "failed" and not r["cached"]]
-    assert failed and all(r["attempts"] == 2 and "worker died" in r["error"] for r in failed)
-    assert all(r["reward"] == -1.0 for r in failed)
+    failed = [r for r in records if r.status == "failed" and not r.cached]
+    assert failed and all(r.attempts == 2 and "worker died" in r.error for r in failed)
+    assert all(r.reward == -1.0 for r in failed)
 
 
 def test_child_timeout(local_ray, tmp_path):
@@ -114,8 +114,8 @@ def test_child_timeout(local_ray, tmp_path):
     assert time.perf_counter() - start < 40
     records = load_history(tmp_path / "history.jsonl")
     assert len(records) == 12
-    timeouts = [r for r in records if r["status"] == "timeout" and not r["cached"]]
-    assert timeouts and all(r["arch"][0].startswith("r1_k3") for r in timeouts)
+    timeouts = [r for r in records if r.status == "timeout" and not r.cached]
+    assert timeouts and all(r.arch[0].startswith("r1_k3") for r in timeouts)
 
 
 def test_bad_config_in_worker_stops_the_search(local_ray, tmp_path):
@@ -158,11 +158,11 @@ def test_two_node_cluster_survives_losing_a_node(tmp_path):
         search.run(executor, progress=False)
         executor.shutdown()
         records = load_history(tmp_path / "history.jsonl")
-        assert len(records) == 16 and all(r["status"] == "ok" for r in records)
-        assert sorted(r["index"] for r in records) == list(range(16))
-        assert removed and len({r["worker"].split("/")[0] for r in records[:removed[0]]
-                                if not r["cached"]}) == 2
-        assert any(r["attempts"] == 2 for r in records)  # the child lost with the node re-ran
+        assert len(records) == 16 and all(r.status == "ok" for r in records)
+        assert sorted(r.index for r in records) == list(range(16))
+        assert removed and len({r.worker.split("/")[0] for r in records[:removed[0]]
+                                if not r.cached}) == 2
+        assert any(r.attempts == 2 for r in records)  # the child lost with the node re-ran
     finally:
         shutdown_ray()
         cluster.shutdown()

@@ -37,7 +37,7 @@ def _record(index: int, actions, space, *, acc=None, lat=None, status="ok", cach
     return {"index": index, "arch": encode_arch(arch), "actions": list(actions),
             "accuracy": acc, "latency_ms": lat, "reward": reward, "status": status,
             "params": 1000 + index, "macs": 5000, "train_time_s": 1.0, "wall_time_s": 1.2,
-            "worker": 0, "attempts": 1, "error": None if status == "ok" else "boom",
+            "worker": "w0", "attempts": 1, "error": None if status == "ok" else "boom",
             "cached": cached}
 
 

@@ -248,7 +248,7 @@ def test_resume_with_another_config_refused_unless_forced(
     assert search(config, "--run-dir", run_dir, "--resume", "--force", "--set", "seed=5",
                   "--set", "budget.children=6") == 0
     records = load_history(run_dir / "history.jsonl")
-    assert [r["index"] for r in records] == list(range(6))
+    assert [r.index for r in records] == list(range(6))
     assert (run_dir / "history.jsonl").read_bytes().startswith(before)
 
 
@@ -286,7 +286,7 @@ def test_half_written_checkpoint_temp_file_is_ignored(finished_run: tuple[Path, 
     config, run_dir = finished_run
     (run_dir / ".controller-dead.pt.tmp").write_bytes(b"PK\x03\x04 torn")
     assert search(config, "--run-dir", run_dir, "--resume", "--set", "budget.children=6") == 0
-    assert [r["index"] for r in load_history(run_dir / "history.jsonl")] == list(range(6))
+    assert [r.index for r in load_history(run_dir / "history.jsonl")] == list(range(6))
 
 
 # -- faults during a search ----------------------------------------------------------------------
@@ -319,13 +319,13 @@ def test_failing_children_get_the_configured_reward_and_the_search_goes_on(
     config = _write(tmp_path, _with({**changes, "budget.children": 6}))
     assert search(config, "--run-dir", tmp_path / "run") == 0
     records = load_history(tmp_path / "run" / "history.jsonl")
-    assert len(records) == 6 and [r["index"] for r in records] == list(range(6))
-    bad = [r for r in records if r["status"] == status]
-    assert bad and all(r["reward"] == -0.5 for r in bad)
-    assert all(r["status"] in ("ok", status) for r in records)
+    assert len(records) == 6 and [r.index for r in records] == list(range(6))
+    bad = [r for r in records if r.status == status]
+    assert bad and all(r.reward == -0.5 for r in bad)
+    assert all(r.status in ("ok", status) for r in records)
     if fault == "raises":
-        assert any(r["status"] == "ok" for r in records)  # the others still trained
-        assert all("simulated crash" in r["error"] for r in bad)
+        assert any(r.status == "ok" for r in records)  # the others still trained
+        assert all("simulated crash" in r.error for r in bad)
 
 
 @pytest.mark.parametrize("target, code", [
@@ -361,7 +361,7 @@ def test_disk_full_mid_search_is_one_line_and_resumable(
     assert f"{len(before)} children recorded are safe" in line[0]
     assert search(config, "--run-dir", run_dir, "--resume") == 0
     after = load_history(run_dir / "history.jsonl")
-    assert after[:len(before)] == before and [r["index"] for r in after] == list(range(6))
+    assert after[:len(before)] == before and [r.index for r in after] == list(range(6))
 
 
 def test_is_disk_error_only_blames_the_run_dir_for_its_own_files(tmp_path: Path) -> None:

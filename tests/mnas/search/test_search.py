@@ -13,7 +13,7 @@ import torch
 from controllers import create_controller
 from mnas.search.checkpoint import load_checkpoint
 from mnas.search.executor import LocalExecutor, Outcome
-from mnas.search.history import HistoryWriter, load_history
+from mnas.search.history import HistoryRecord, HistoryWriter, load_history
 from mnas.reward import RewardSpec
 from mnas.search.loop import Search
 from search_spaces.space import MnasNetSpace
@@ -60,17 +60,17 @@ def test_run_records_budget_and_caches_repeats(tmp_path):
     search.close()
     records = load_history(tmp_path / "history.jsonl")
     assert summary.children == len(records) == 30
-    archs = [tuple(r["arch"]) for r in records]
-    cached = [r for r in records if r["cached"]]
+    archs = [tuple(r.arch) for r in records]
+    cached = [r for r in records if r.cached]
     assert cached, "a 16-architecture space must repeat within 30 samples"
     assert len(fake_train.calls) == 30 - len(cached) == len(set(archs))
     for r in cached:  # a repeat carries its first result, unretrained
-        first = next(o for o in records if o["arch"] == r["arch"] and not o["cached"])
-        assert r["accuracy"] == first["accuracy"] and r["reward"] == first["reward"]
-    assert sorted(r["index"] for r in records) == list(range(30))
+        first = next(o for o in records if o.arch == r.arch and not o.cached)
+        assert r.accuracy == first.accuracy and r.reward == first.reward
+    assert sorted(r.index for r in records) == list(range(30))
     assert {"index", "arch", "actions", "accuracy", "latency_ms", "reward", "status", "params",
             "macs", "train_time_s", "wall_time_s", "worker", "attempts", "error",
-            "cached"} <= set(records[0])
+            "cached"} <= set(json.loads((tmp_path / "history.jsonl").read_text().split("\n")[0]))
     assert search.updates == 30 // 4
     state = load_checkpoint(tmp_path)
     assert state.in_flight == [] and state.next_index == 30 and len(state.pending) == 30 % 4
@@ -106,7 +106,7 @@ def test_the_last_children_are_sampled_together_and_trained_longest_first(tmp_pa
     pool = FifoPool()
     search.run(pool, progress=False)
     records = load_history(tmp_path / "history.jsonl")
-    assert len(records) == 12 and not any(r["cached"] for r in records)
+    assert len(records) == 12 and not any(r.cached for r in records)
     order = [t.index for t in pool.submitted]
     assert order[:9] == list(range(9))  # sampled one slot at a time, as they free up
     tail = pool.submitted[9:]  # the last 3 (fit in one slot free now plus 2 more): all at once
@@ -116,8 +116,8 @@ def test_the_last_children_are_sampled_together_and_trained_longest_first(tmp_pa
     assert latency != [fake_latency(t.spec) for t in sorted(tail, key=lambda t: t.index)]
     local = make_search(tmp_path / "local", children=12, batch=4, space=space, seed=18)
     local.run(LocalExecutor(None, trainer=fake_train), progress=False)  # one slot: no tail
-    assert [r["arch"] for r in local.records] == [r["arch"] for r in
-                                                   sorted(records, key=lambda r: r["index"])]
+    assert [r.arch for r in local.records] == [r.arch for r in
+                                                   sorted(records, key=lambda r: r.index)]
 
 
 def test_failed_and_raising_children_get_failed_reward(tmp_path):
@@ -132,13 +132,13 @@ def test_failed_and_raising_children_get_failed_reward(tmp_path):
     search = make_search(tmp_path, children=16, space={**TINY, "ops": ["dconv"]})
     search.run(LocalExecutor(None, trainer=flaky), progress=False)
     records = load_history(tmp_path / "history.jsonl")  # strict JSON: NaN stored as null
-    statuses = {r["status"] for r in records}
+    statuses = {r.status for r in records}
     assert statuses == {"ok", "failed", "diverged"}
     for r in records:
-        if r["status"] != "ok":
-            assert r["reward"] == -1.0
-    failed = next(r for r in records if r["status"] == "failed")
-    assert "RuntimeError: boom" in failed["error"]
+        if r.status != "ok":
+            assert r.reward == -1.0
+    failed = next(r for r in records if r.status == "failed")
+    assert "RuntimeError: boom" in failed.error
 
 
 def test_rewards_reach_the_controller_in_batches(tmp_path):
@@ -149,7 +149,7 @@ def test_rewards_reach_the_controller_in_batches(tmp_path):
     search.run(LocalExecutor(None, trainer=fake_train), progress=False)
     records = load_history(tmp_path / "history.jsonl")
     assert [len(b) for b in seen] == [4, 4]
-    assert seen[0] == [r["reward"] for r in records[:4]]
+    assert seen[0] == [r.reward for r in records[:4]]
 
 
 def test_out_of_order_tell(tmp_path):
@@ -159,7 +159,7 @@ def test_out_of_order_tell(tmp_path):
     for trial in reversed(trials):
         result = fake_train(trial.spec, None)
         search.tell(trial, Outcome(result, "w", 1, 0.1))
-    assert [r["index"] for r in search.records][:len(trials)] == [t.index for t in trials][::-1]
+    assert [r.index for r in search.records][:len(trials)] == [t.index for t in trials][::-1]
     with pytest.raises(ValueError, match="not in flight"):
         search.tell(trials[0], Outcome({}, "w", 1, 0.1))
 
@@ -182,10 +182,10 @@ def test_resume_after_crash_keeps_history_and_reruns_in_flight(tmp_path):
     resumed.run(LocalExecutor(None, trainer=fake_train), progress=False)
     records = load_history(tmp_path / "history.jsonl")
     assert len(records) == 12
-    indices = [r["index"] for r in records]
+    indices = [r.index for r in records]
     assert len(set(indices)) == 12
     assert {t.index for t in trials[2:]} <= set(indices)  # in-flight ones were re-run
-    first_two = {tuple(r["arch"]) for r in records[:2]}
+    first_two = {tuple(r.arch) for r in records[:2]}
     assert first_two.isdisjoint(tuple(_strings(a)) for a in fake_train.calls)  # not retrained
 
 
@@ -218,7 +218,7 @@ def test_resume_with_a_larger_budget_continues(tmp_path):
     resumed = make_search(tmp_path, children=9, resume=True)
     assert resumed.next_index == 5
     resumed.run(LocalExecutor(None, trainer=fake_train), progress=False)
-    assert [r["index"] for r in load_history(tmp_path / "history.jsonl")] == list(range(9))
+    assert [r.index for r in load_history(tmp_path / "history.jsonl")] == list(range(9))
 
 
 def test_checkpoint_is_weights_only_loadable(tmp_path):
@@ -232,13 +232,14 @@ def test_checkpoint_is_weights_only_loadable(tmp_path):
 def test_history_torn_line_is_truncated_and_corruption_is_an_error(tmp_path):
     path = tmp_path / "history.jsonl"
     with HistoryWriter(path) as writer:
-        writer.append({"index": 0, "accuracy": float("nan")})
-        writer.append({"index": 1})
+        writer.append(HistoryRecord(index=0, arch=("a",), status="ok", reward=0.0,
+                                    accuracy=float("nan")))
+        writer.append(HistoryRecord(index=1, arch=("b",), status="failed", reward=0.0))
     good = path.read_bytes()
     path.write_bytes(good + b'{"index": 2, "ar')
-    assert [r["index"] for r in load_history(path)] == [0, 1]
+    assert [r.index for r in load_history(path)] == [0, 1]
     assert path.read_bytes() != good  # not repaired without repair=True
-    assert [r["index"] for r in load_history(path, repair=True)] == [0, 1]
+    assert [r.index for r in load_history(path, repair=True)] == [0, 1]
     assert path.read_bytes() == good
     assert json.loads(good.splitlines()[0])["accuracy"] is None
     path.write_bytes(b'garbage\n' + good)
@@ -304,7 +305,7 @@ def test_cli_refuses_reusing_or_resuming_with_another_config(tmp_path):
     assert other.returncode == 2 and "seed" in other.stderr
     more = run_cli(config, "--run-dir", run_dir, "--resume", "--set", "budget.children=5")
     assert more.returncode == 0, more.stderr
-    assert [r["index"] for r in load_history(run_dir / "history.jsonl")] == list(range(5))
+    assert [r.index for r in load_history(run_dir / "history.jsonl")] == list(range(5))
 
 
 def _kill_when(proc, path, lines):
@@ -341,12 +342,12 @@ def test_sigkill_then_resume_records_exactly_the_budget(tmp_path, seed, local):
     after = load_history(run_dir / "history.jsonl")
     assert len(after) == 40
     assert after[:len(before)] == before
-    assert sorted(r["index"] for r in after) == list(range(len(after)))  # none lost/duplicated
+    assert sorted(r.index for r in after) == list(range(len(after)))  # none lost/duplicated
     first = {}
     for r in after:  # an architecture is trained at most once; repeats are cached
-        if not r["cached"]:
-            assert tuple(r["arch"]) not in first
-            first[tuple(r["arch"])] = r
+        if not r.cached:
+            assert tuple(r.arch) not in first
+            first[tuple(r.arch)] = r
 
 
 @pytest.mark.slow
