@@ -26,7 +26,7 @@ class LatencyPredictor(Protocol):
     def predict_many(self, archs: Sequence[ArchSpec]) -> np.ndarray: ...
 
 
-BUILTIN = ("lut", "measured", "flops")
+BUILTIN_PREDICTORS = ("lut", "measured", "flops")
 
 
 def make_profiler(profiler: Any = None) -> Any:
@@ -70,8 +70,8 @@ def create_predictor(name: str, *, space: MnasNetSpace, table: Any = None,
         return MeasuredPredictor(space, make_profiler(kwargs.get("profiler")))
     if ":" in name:
         return load_custom(name, space=space, table=table, **kwargs)
-    raise ValueError(f"latency.predictor: {name!r} is not one of {', '.join(BUILTIN)} nor a "
-                     "dotted path 'pkg.module:Name'")
+    raise ValueError(f"latency.predictor: {name!r} is not one of "
+                     f"{', '.join(BUILTIN_PREDICTORS)} nor a dotted path 'pkg.module:Name'")
 
 
 def _create_lut(space: MnasNetSpace, table: Any, *, calibration: str = "auto",
@@ -138,4 +138,4 @@ def load_custom(path: str, **kwargs: Any) -> LatencyPredictor:
 
 
 __all__ = ["LatencyPredictor", "LatencyTable", "create_predictor", "load_custom", "load_table",
-           "save_table", "make_profiler", "BUILTIN"]
+           "save_table", "make_profiler", "BUILTIN_PREDICTORS"]

@@ -15,9 +15,9 @@ from typing import Sequence
 import numpy as np
 
 from search_spaces.space import MnasNetSpace
-from search_spaces.specs import ArchSpec
+from search_spaces.specs import ArchSpec, out_size
 
-from .keys import (head_macs, head_weights, layer_macs, layer_weights, out_res, stem_macs,
+from .keys import (head_macs, head_weights, layer_macs, layer_weights, stem_macs,
                    stem_weights)
 
 
@@ -25,11 +25,11 @@ def macs_and_weights(arch: ArchSpec, input_size: int, num_classes: int) -> tuple
     """Analytic multiply-adds and conv/FC weights of an architecture at `input_size`."""
     macs = stem_macs(3, arch.stem_filters, arch.stem_stride, input_size)
     weights = stem_weights(3, arch.stem_filters)
-    res = out_res(input_size, arch.stem_stride)
+    res = out_size(input_size, arch.stem_stride)
     for spec in arch.layers():
         macs += layer_macs(spec, res)
         weights += layer_weights(spec)
-        res = out_res(res, spec.stride)
+        res = out_size(res, spec.stride)
     last = arch.blocks[-1].out_filters
     macs += head_macs(last, arch.head_filters, num_classes, res)
     weights += head_weights(last, arch.head_filters, num_classes)

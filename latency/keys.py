@@ -8,7 +8,6 @@ without building models (they must agree with `search_spaces.count_macs`; tests 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -16,7 +15,7 @@ from torch import nn
 
 from search_spaces.builder import ConvBNAct, Head, build_layer
 from search_spaces.space import MnasNetSpace, parse_op
-from search_spaces.specs import ArchSpec, LayerSpec
+from search_spaces.specs import ArchSpec, LayerSpec, out_size
 
 
 def effective_skip(spec: LayerSpec) -> str:
@@ -64,13 +63,9 @@ class Entry:
         return Head(self.in_channels, self.out_filters, self.classes, 0.0)
 
 
-def out_res(res: int, stride: int) -> int:
-    return math.ceil(res / stride)
-
-
 def layer_macs(spec: LayerSpec, res: int) -> int:
     """Exact conv multiply-adds of one layer at input resolution `res` (as count_macs counts)."""
-    r2 = out_res(res, spec.stride) ** 2
+    r2 = out_size(res, spec.stride) ** 2
     i, o, k = spec.in_filters, spec.out_filters, spec.kernel
     if spec.op == "conv":
         macs = r2 * i * o * k * k
@@ -102,7 +97,7 @@ def layer_weights(spec: LayerSpec) -> int:
 
 
 def stem_macs(in_channels: int, filters: int, stride: int, input_size: int) -> int:
-    return out_res(input_size, stride) ** 2 * in_channels * filters * 9
+    return out_size(input_size, stride) ** 2 * in_channels * filters * 9
 
 
 def head_macs(in_filters: int, head: int, classes: int, res: int) -> int:
@@ -120,12 +115,12 @@ def head_weights(in_filters: int, head: int, classes: int) -> int:
 def arch_entries(arch: ArchSpec, input_size: int, classes: int, in_channels: int = 3
                  ) -> list[Entry]:
     """The entries one architecture uses, in network order (stem, layers, head)."""
-    res = out_res(input_size, arch.stem_stride)
+    res = out_size(input_size, arch.stem_stride)
     out = [Entry(stem_key(in_channels, arch.stem_filters, arch.stem_stride, input_size), "stem",
                  input_size, in_channels, out_filters=arch.stem_filters, stride=arch.stem_stride)]
     for spec in arch.layers():
         out.append(Entry(layer_key(spec, res), "layer", res, spec.in_filters, spec=spec))
-        res = out_res(res, spec.stride)
+        res = out_size(res, spec.stride)
     last = arch.blocks[-1].out_filters
     out.append(Entry(head_key(last, arch.head_filters, classes, res), "head", res, last,
                      out_filters=arch.head_filters, classes=classes))
@@ -146,7 +141,7 @@ def space_entries(space: MnasNetSpace, in_channels: int = 3) -> list[Entry]:
     size = space.input_size
     add(Entry(stem_key(in_channels, space.stem_filters, space.stem_stride, size), "stem", size,
               in_channels, out_filters=space.stem_filters, stride=space.stem_stride))
-    res = out_res(size, space.stem_stride)
+    res = out_size(size, space.stem_stride)
     in_widths = {space.stem_filters}
     for b, base in enumerate(space.base):
         outs = sorted({space.block_out_filters(b, m) for m in space.filter_multipliers})
@@ -159,9 +154,9 @@ def space_entries(space: MnasNetSpace, in_channels: int = 3) -> list[Entry]:
                     add(Entry(layer_key(spec, res), "layer", res, i, spec=spec))
                 if repeats > 1:
                     spec = LayerSpec(op, k, 1, e, o, o, se, skip)
-                    r2 = out_res(res, base.stride)
+                    r2 = out_size(res, base.stride)
                     add(Entry(layer_key(spec, r2), "layer", r2, o, spec=spec))
-        res = out_res(res, base.stride)
+        res = out_size(res, base.stride)
         in_widths = set(outs)
     for i in sorted(in_widths):
         add(Entry(head_key(i, space.head_filters, space.num_classes, res), "head", res, i,

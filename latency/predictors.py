@@ -6,17 +6,16 @@ head), so `predict_many` is one numpy gather, sum and dot product after the firs
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from search_spaces.space import MnasNetSpace
-from search_spaces.specs import OPS, ArchSpec, BlockSpec
+from search_spaces.specs import OPS, ArchSpec, BlockSpec, out_size
 
 from .calibrate import Trees, fit_calibrations
 from .keys import (Entry, head_key, head_macs, head_weights, layer_key, layer_macs,
-                   layer_weights, out_res, stem_key, stem_macs, stem_weights)
+                   layer_weights, stem_key, stem_macs, stem_weights)
 from .table import LatencyTable
 
 _BASE_FEATURES = ("lut", "layers", "mmacs", "mweights")
@@ -82,7 +81,7 @@ class _FeatureCache:
                 ms += self._ms(lk, Entry(lk, "layer", r, spec.in_filters, spec=spec))
                 macs += layer_macs(spec, r)
                 weights += layer_weights(spec)
-                r = out_res(r, spec.stride)
+                r = out_size(r, spec.stride)
             idx = self.index[key] = self._row(pos, ms, block.repeats, macs, weights,
                                               _block_attrs(block))
         return idx
@@ -117,12 +116,12 @@ class _FeatureCache:
             if len(arch.blocks) != n:
                 raise ValueError(f"architecture has {len(arch.blocks)} blocks; the latency "
                                  f"table's space has {n}")
-            res = math.ceil(self.space.input_size / arch.stem_stride)
+            res = out_size(self.space.input_size, arch.stem_stride)
             row = out[a]
             row[0] = self.edge_row("stem", arch, res)
             for i, block in enumerate(arch.blocks):
                 row[i + 1] = self.block_row(i + 1, block, res)
-                res = -(-res // block.stride)
+                res = out_size(res, block.stride)
             row[n + 1] = self.edge_row("head", arch, res)
         return out
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from .blockstrings import decode_arch, encode_arch
 from .reference import round_filters
-from .specs import ArchSpec, BlockSpec, LayerSpec
+from .specs import ArchSpec, BlockSpec, LayerSpec, out_size
 
 
 @dataclass(frozen=True)
@@ -293,9 +293,9 @@ def _base_block(data: Any, index: int) -> BaseBlock:
 
 def layer_resolutions(arch: ArchSpec, input_size: int) -> list[tuple[LayerSpec, int]]:
     """Each layer with the spatial size of its input (stride-2 'same' convs halve, rounding up)."""
-    size = math.ceil(input_size / arch.stem_stride)
+    size = out_size(input_size, arch.stem_stride)
     out = []
     for layer in arch.layers():
         out.append((layer, size))
-        size = math.ceil(size / layer.stride)
+        size = out_size(size, layer.stride)
     return out

@@ -16,6 +16,12 @@ OPS = ("conv", "ds", "ir")
 SKIPS = ("identity", "pool", "none")
 
 
+def out_size(size: int, stride: int) -> int:
+    """Spatial size after a 'same'-padded layer of `stride`: strided convs round up. The one
+    copy of this rule (describe tables, latency keys and features, MACs, layer resolutions)."""
+    return -(-size // stride)
+
+
 @dataclass(frozen=True)
 class BlockSpec:
     """One block: op, repeats, kernel, stride, expansion, widths, SE ratio and skip op."""

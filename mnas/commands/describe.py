@@ -2,65 +2,20 @@
 from __future__ import annotations
 
 import argparse
-import json
-import re
-from pathlib import Path
 
-from search_spaces import (ArchSpec, build_model, count_macs, count_params, decode_arch,
-                           reference_arch, reference_names)
-
-#: Keys a block string can start with (official and timm forms).
-_BLOCK_KEYS = frozenset({"r", "k", "s", "e", "i", "o", "se", "noskip", "poolskip", "conv", "ir",
-                         "ds", "cn"})
-
-
-def resolve_arch(text: str | list[str]) -> ArchSpec:
-    """A reference name (optionally `name@width`, e.g. `mobilenet_v2@0.5`), block strings
-    (comma- or space-separated, official or timm form), or an `mnas export --format json` file."""
-    if isinstance(text, list):
-        text = " ".join(text)
-    text = text.strip()
-    if text.endswith(".json") and Path(text).exists():
-        return _arch_from_json(Path(text))
-    name, _, width = text.partition("@")
-    if name in reference_names():
-        try:
-            scale = float(width) if width else 1.0
-        except ValueError:
-            raise ValueError(f"{text!r}: width after '@' must be a number") from None
-        return reference_arch(name, scale)
-    if text.endswith(".json"):
-        raise FileNotFoundError(f"{text}: no such file")
-    strings = [s for s in text.replace(",", " ").split() if s]
-    first_key = re.match(r"[^0-9_]*", strings[0]).group() if strings else ""
-    if first_key not in _BLOCK_KEYS:  # e.g. a misspelt reference name, not a block string
-        raise ValueError(f"{text!r} is neither a reference name ({', '.join(reference_names())}), "
-                         "block strings, nor an existing export .json file")
-    fmt = "timm" if strings[0].split("_", 1)[0] in ("ir", "ds", "cn") else "tf"
-    return decode_arch(strings, format=fmt)
-
-
-def _arch_from_json(path: Path) -> ArchSpec:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    entry = data[0] if isinstance(data, list) and data else data
-    if not isinstance(entry, dict) or "blocks" not in entry:
-        raise ValueError(f"{path}: expected an object (or list of objects) with 'blocks'")
-    extra = {k: entry[k] for k in ("stem_filters", "stem_stride", "head_filters", "dropout")
-             if k in entry}
-    return decode_arch(entry["blocks"], format=entry.get("format", "tf"), **extra)
+from mnas.architectures import resolve_arch
+from search_spaces import ArchSpec, build_model, count_macs, count_params
+from search_spaces.specs import out_size
 
 
 def _table_rows(arch: ArchSpec, input_size: int) -> list[tuple[str, ...]]:
     """Header, stem, one row per block (with its output resolution), head."""
-    res = -(-input_size // arch.stem_stride)  # 'same' padding: strided convs round up
+    res = out_size(input_size, arch.stem_stride)
     rows = [("block", "op", "k", "s", "e", "se", "skip", "r", "in", "out", "out res"),
             ("stem", "conv", "3", str(arch.stem_stride), "-", "-", "-", "1", "3",
              str(arch.stem_filters), f"{res}x{res}")]
     for i, b in enumerate(arch.blocks):
-        res = -(-res // b.stride)  # only a block's first layer strides
+        res = out_size(res, b.stride)  # only a block's first layer strides
         rows.append((str(i + 1), b.op, str(b.kernel), str(b.stride), str(b.expansion),
                      f"{b.se_ratio:g}", b.skip, str(b.repeats), str(b.in_filters),
                      str(b.out_filters), f"{res}x{res}"))

@@ -71,7 +71,7 @@ def _print_text(entries: list[dict[str, Any]], how: str, fmt: str) -> None:
 
 def _write_onnx(chosen: list[Candidate], config: ExperimentConfig, out: Path,
                 in_channels: int) -> list[Path]:
-    from mnas.search.ranking import to_arch
+    from mnas.architectures import to_arch
     from search_spaces.builder import build_model
     from search_spaces.onnx_export import export_onnx
     space = config.space
@@ -87,7 +87,8 @@ def _write_onnx(chosen: list[Candidate], config: ExperimentConfig, out: Path,
 
 def _run(args: argparse.Namespace) -> int:
     from mnas.config.schema import load_config
-    from mnas.search.ranking import export_entry, read_history
+    from mnas.architectures import export_entry
+    from mnas.search.ranking import read_history
     from mnas.search.rundir import RunDir
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mnas.commands.describe import resolve_arch
+from mnas.architectures import resolve_arch
 from mnas.fileio import atomic_write_json
 
 _PROFILER_FLAGS = ("provider", "threads", "runs", "rounds", "warmup", "statistic")

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Literal, Mapping
 
 import yaml
 
+from latency import BUILTIN_PREDICTORS
 from mnas.config.loader import apply_overrides, dataclass_from_data, to_plain
 from mnas.fileio import atomic_write_text
 from mnas.reward import resolve_weights
@@ -42,7 +43,6 @@ PATH_KEYS: tuple[str, ...] = ("child_training.data.path", "child_training.data.c
 SEARCH_RESUME_MUTABLE: tuple[str, ...] = ("name", "budget.children", "ray", "output",
                                           "child_training.data.cache_dir")
 
-BUILTIN_PREDICTORS = ("lut", "measured", "flops")
 _DOTTED = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
@@ -132,8 +132,8 @@ class LatencyConfig:
 
     def __post_init__(self) -> None:
         _check(self.predictor in BUILTIN_PREDICTORS or bool(_DOTTED.fullmatch(self.predictor)),
-               "latency.predictor", f"one of {', '.join(BUILTIN_PREDICTORS)} or 'pkg.module:Name'",
-               self.predictor)
+               "latency.predictor",
+               f"one of {', '.join(BUILTIN_PREDICTORS)} or 'pkg.module:Name'", self.predictor)
         _check(_num(self.target_ms) and self.target_ms > 0, "latency.target_ms", "a number > 0",
                self.target_ms)
 

@@ -19,8 +19,6 @@ import numpy as np
 
 from mnas.reward import mnas_reward_many
 from mnas.search.history import HistoryRecord, parse_history
-from search_spaces.blockstrings import decode_arch, encode_arch
-from search_spaces.specs import ArchSpec
 
 
 @dataclass(frozen=True)
@@ -145,22 +143,3 @@ def rescore(candidates: Sequence[Candidate], *, target_ms: float, alpha: float,
     lat = np.array([c.latency_ms for c in candidates])
     rewards = mnas_reward_many(acc, lat, target_ms=target_ms, alpha=alpha, beta=beta)
     return [replace(c, reward=float(r)) for c, r in zip(candidates, rewards)]
-
-
-def to_arch(candidate: Candidate, space: Any) -> ArchSpec:
-    """Decode the logged (tf) block strings with the space's stem, head and dropout."""
-    return decode_arch(list(candidate.arch), format="tf", stem_filters=space.stem_filters,
-                       stem_stride=space.stem_stride, head_filters=space.head_filters,
-                       dropout=space.dropout)
-
-
-def export_entry(candidate: Candidate, space: Any, fmt: str = "tf") -> dict[str, Any]:
-    """The JSON object `mnas describe`/`mnas train` read back (plus provenance fields)."""
-    arch = to_arch(candidate, space)
-    return {"blocks": encode_arch(arch, format=fmt), "format": fmt,
-            "reward": candidate.reward, "accuracy": candidate.accuracy,
-            "latency_ms": candidate.latency_ms, "stem_filters": arch.stem_filters,
-            "stem_stride": arch.stem_stride, "head_filters": arch.head_filters,
-            "dropout": arch.dropout, "input_size": space.input_size,
-            "num_classes": space.num_classes, "child": candidate.index,
-            "params": candidate.params, "macs": candidate.macs}

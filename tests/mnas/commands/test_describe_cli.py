@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from mnas.cli import main
-from mnas.commands.describe import describe_table, resolve_arch
+from mnas.architectures import resolve_arch
+from mnas.commands.describe import describe_table
 from search_spaces import decode_arch, encode_arch, reference_arch
 
 A1_TABLE = """\

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from mnas.cli import main
-from mnas.commands.describe import resolve_arch
+from mnas.architectures import resolve_arch, to_arch
 from mnas.config.schema import config_from_dict, save_config
-from mnas.search.ranking import (Candidate, pareto_front, rank, read_history, rescore, to_arch,
-                         unique)
+from mnas.search.ranking import Candidate, pareto_front, rank, read_history, rescore, unique
 from mnas.reward import mnas_reward
 from search_spaces.blockstrings import decode_arch, encode_arch
 
