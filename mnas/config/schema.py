@@ -163,17 +163,23 @@ class RewardConfig:
 @dataclass(frozen=True)
 class RayConfig:
     """Where children train. `address` null = a local Ray instance; `workers` 0 = one per
-    `cpus_per_child` CPUs; `retries` per child after a worker crash; `child_timeout_s` null = none."""
+    `cpus_per_child` CPUs; `gpus_per_child` > 0 gives each actor that share of a GPU (0.5 = two
+    children per GPU) and caps the pool at what the GPUs can place; `retries` per child after a
+    worker crash; `child_timeout_s` null = none."""
 
     address: str | None = None
     workers: int = 0
     cpus_per_child: float = 1.0
+    gpus_per_child: float = 0.0
     retries: int = 2
     child_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         _check(self.workers >= 0, "ray.workers", "an integer >= 0 (0 = auto)", self.workers)
         _check(self.cpus_per_child > 0, "ray.cpus_per_child", "a number > 0", self.cpus_per_child)
+        gpus = self.gpus_per_child
+        _check(gpus >= 0 and (gpus <= 1 or float(gpus).is_integer()), "ray.gpus_per_child",
+               "a number >= 0 (a fraction of one GPU, or whole GPUs)", gpus)
         _check(self.retries >= 0, "ray.retries", "an integer >= 0", self.retries)
         _check(self.child_timeout_s is None or self.child_timeout_s > 0, "ray.child_timeout_s",
                "a number > 0 or null", self.child_timeout_s)

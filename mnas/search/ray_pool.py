@@ -9,13 +9,18 @@ already hold. Retries, timeouts and dead nodes are handled here, explicitly:
 - a worker that dies mid-child (crash, OOM kill, node removed) is replaced and the child re-run,
   up to `ray.retries` times, then recorded as failed;
 - a child over `ray.child_timeout_s` has its actor killed and is recorded as "timeout";
-- a replacement actor is only started when the cluster has a free `cpus_per_child`, so a pool
-  shrinks with the cluster instead of waiting on an actor that can never be placed.
+- a replacement actor is only started when the cluster has a free `cpus_per_child` (and
+  `gpus_per_child`), so a pool shrinks with the cluster instead of waiting on an actor that can
+  never be placed;
+- with `gpus_per_child` > 0 each actor asks Ray for that share of a GPU (0.5 packs two per GPU),
+  the pool never holds more actors than the cluster's GPUs can place, and each actor trains on
+  the GPU Ray assigned it (`ray.get_gpu_ids()`).
 
 This is the only module that imports ray.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -24,11 +29,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from mnas.search.executor import FATAL_ERRORS, Outcome, Trainer, resolve_trainer, run_child
+from mnas.training.device import ray_assigned_device
 
 OBJECT_STORE_BYTES = 200 * 1024 ** 2
 
 
-def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> float:
+def init_ray(address: str | None = None, *, num_cpus: int | None = None,
+             num_gpus: int | None = None) -> float:
     """Start (or connect to) Ray lightly: no dashboard, no usage stats, worker logs not
     forwarded, a small object store. Returns the seconds it took (0 if already running)."""
     import ray
@@ -42,27 +49,29 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> floa
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1,
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus,
                  object_store_memory=OBJECT_STORE_BYTES, **kwargs)
     return time.perf_counter() - start
 
 
 class ChildWorker:
     """Lives in a Ray worker process: sets torch threads and loads the data once, then trains
-    children one after another."""
+    children one after another, on the GPU Ray assigned it (if any)."""
 
     def __init__(self, trainer: str | Trainer | None, train_config: Any,
                  num_classes: int | None, threads: int) -> None:
         import torch
 
         torch.set_num_threads(max(1, threads))
-        self.trainer = resolve_trainer(trainer)
-        self.train_config = train_config
-        self.num_classes = num_classes
         import ray
 
+        self.trainer = resolve_trainer(trainer)
+        self.gpu_ids = [str(i) for i in ray.get_gpu_ids()]
+        self.train_config = assign_device(train_config, self.gpu_ids)
+        self.num_classes = num_classes
         node = ray.get_runtime_context().get_node_id()[:8]
-        self.name = f"{node}/pid{os.getpid()}"
+        gpus = f"/gpu{','.join(self.gpu_ids)}" if self.gpu_ids else ""
+        self.name = f"{node}/pid{os.getpid()}{gpus}"
 
     def warmup(self) -> str:
         """Load the data set into this process's cache (errors surface before any child)."""
@@ -79,6 +88,17 @@ class ChildWorker:
         return result
 
 
+def assign_device(train_config: Any, gpu_ids: list[str]) -> Any:
+    """The config an actor trains with: `child_training.device` auto/cuda/cuda:N becomes the GPU
+    Ray assigned this actor, or the CPU when it was assigned none (an actor must not use a GPU
+    Ray did not give it); "cpu" stays. Configs without a device field pass through."""
+    fields = {f.name for f in dataclasses.fields(train_config)} \
+        if dataclasses.is_dataclass(train_config) else set()
+    if "device" not in fields or train_config.device == "cpu":
+        return train_config
+    return dataclasses.replace(train_config, device=ray_assigned_device(gpu_ids))
+
+
 @dataclass
 class _Running:
     slot: int
@@ -89,20 +109,25 @@ class _Running:
 
 
 class RayExecutor:
-    """Keeps `capacity` actors busy. `workers` 0 = one per `cpus_per_child` CPUs of the cluster."""
+    """Keeps `capacity` actors busy. `workers` 0 = one per `cpus_per_child` CPUs of the cluster;
+    with `gpus_per_child` > 0, never more than the cluster's GPUs can place."""
 
     def __init__(self, train_config: Any, *, num_classes: int | None = None,
                  trainer: str | Trainer | None = None, address: str | None = None,
                  workers: int = 0, cpus_per_child: float = 1.0, retries: int = 2,
-                 child_timeout_s: float | None = None, num_cpus: int | None = None) -> None:
+                 child_timeout_s: float | None = None, num_cpus: int | None = None,
+                 gpus_per_child: float = 0.0, num_gpus: int | None = None) -> None:
         import ray
 
-        self.init_seconds = init_ray(address, num_cpus=num_cpus)
+        self.init_seconds = init_ray(address, num_cpus=num_cpus, num_gpus=num_gpus)
         self._ray = ray
-        cluster_cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        self.capacity = int(workers) or max(1, int(cluster_cpus // cpus_per_child))
+        resources = ray.cluster_resources()
+        self.capacity = pool_capacity(workers, float(resources.get("CPU", 1.0)), cpus_per_child,
+                                      float(resources.get("GPU", 0.0)), gpus_per_child)
         self.cpus_per_child, self.retries, self.timeout = cpus_per_child, retries, child_timeout_s
-        self._actor_cls = ray.remote(num_cpus=cpus_per_child, max_restarts=0)(ChildWorker)
+        self.gpus_per_child = gpus_per_child
+        self._actor_cls = ray.remote(num_cpus=cpus_per_child, num_gpus=gpus_per_child,
+                                     max_restarts=0)(ChildWorker)
         self._args = (trainer, train_config, num_classes, max(1, int(round(cpus_per_child))))
         self._actors: dict[int, Any] = {}
         self._idle: deque[int] = deque(range(self.capacity))
@@ -132,8 +157,10 @@ class RayExecutor:
         self._queue.append((trial, 1, time.perf_counter()))
         self._dispatch()
 
-    def _free_cpus(self) -> float:
-        return float(self._ray.available_resources().get("CPU", 0.0))
+    def _room_for_one(self) -> bool:
+        free = self._ray.available_resources()
+        return float(free.get("CPU", 0.0)) >= self.cpus_per_child \
+            and float(free.get("GPU", 0.0)) + _EPS >= self.gpus_per_child
 
     def _dispatch(self) -> None:
         """Start queued trials on idle live actors; replace dead actors only where a CPU is free."""
@@ -141,7 +168,7 @@ class RayExecutor:
             if not self._queue:
                 return
             if slot not in self._actors:
-                if self._free_cpus() < self.cpus_per_child:
+                if not self._room_for_one():
                     continue
                 self._actors[slot] = self._actor_cls.remote(*self._args)
                 self.replaced += 1
@@ -238,6 +265,24 @@ class RayExecutor:
                 pass
         self._running.clear()
         self._queue.clear()
+
+
+_EPS = 1e-6  # Ray accounts fractional GPUs in 1e-4 units; 3 x 1/3 must still fit one GPU
+
+
+def pool_capacity(workers: int, cpus: float, cpus_per_child: float, gpus: float,
+                  gpus_per_child: float) -> int:
+    """Actors the pool keeps: `workers`, or (0) one per `cpus_per_child`; with GPUs, capped at
+    what the cluster's GPUs can place, since an actor Ray cannot place would wait forever.
+    ValueError (naming the key) when the cluster has no GPU for even one child."""
+    capacity = int(workers) or max(1, int(cpus // cpus_per_child))
+    if gpus_per_child > 0:
+        by_gpu = int((gpus + _EPS) // gpus_per_child)
+        if by_gpu < 1:
+            raise ValueError(f"ray.gpus_per_child: {gpus_per_child:g} GPU per child but the Ray "
+                             f"cluster has {gpus:g} GPU(s)")
+        capacity = min(capacity, by_gpu)
+    return capacity
 
 
 def shutdown_ray() -> None:

@@ -23,6 +23,11 @@ def check_inputs(config: ExperimentConfig) -> None:
     """Input files a search needs, checked before the run dir or any worker is set up (the
     trainer would only find out in the first child). Errors name the key: `load_config` callers
     prefix the file."""
+    if config.ray.address is None:  # children train on this machine: its devices must do
+        from mnas.training.device import check_precision, resolve_device
+
+        check_precision(config.child_training.precision,
+                        resolve_device(config.child_training.device))
     data = config.child_training.data
     if data.name in _DATA_WITH_PATH and data.path and not os.path.exists(data.path):
         raise ValueError(f"child_training.data.path: {data.path} does not exist "
@@ -103,12 +108,17 @@ def create_executor(config: ExperimentConfig, *, local: bool = False,
     from mnas.search.ray_pool import RayExecutor
 
     ray = config.ray
+    device = config.child_training.device
+    if device.startswith("cuda") and ray.gpus_per_child == 0:
+        raise ValueError(f"ray.gpus_per_child: 0, but child_training.device is {device!r} (Ray "
+                         "gives an actor only the GPUs it asks for); set it > 0, or use --local")
     # a local Ray gets at least the CPUs the requested workers need (oversubscribing a small
     # machine beats actors that can never be placed); a cluster address is used as it is
     cpus = max(os.cpu_count() or 1, math.ceil(ray.workers * ray.cpus_per_child))
     return RayExecutor(config.child_training, trainer=trainer, address=ray.address,
                        workers=ray.workers, cpus_per_child=ray.cpus_per_child,
-                       retries=ray.retries, child_timeout_s=ray.child_timeout_s, num_cpus=cpus)
+                       retries=ray.retries, child_timeout_s=ray.child_timeout_s, num_cpus=cpus,
+                       gpus_per_child=ray.gpus_per_child)
 
 
 def load_for_run(config_path: str | None, run_dir: Path | None, overrides: list[str], *,

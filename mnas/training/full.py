@@ -70,7 +70,7 @@ def train_full(arch: ArchSpec, config: TrainConfig, out: Path, *, resume: bool =
         trainer = Trainer(model, data, config)
         history = _resume(trainer, ckpt, arch, config) if resume and ckpt.exists() else []
         status = _epochs(trainer, arch, config, ckpt, history, out, tqdm, progress)
-        model = model.to(memory_format=torch.contiguous_format)
+        model = model.to("cpu", memory_format=torch.contiguous_format)  # ONNX export on CPU
         if status == "ok":
             export_onnx(model, out / ONNX, data.input_size, data.in_channels)
     last = history[-1] if history else {}

@@ -20,6 +20,8 @@ from torch import nn
 from search_spaces import ArchSpec, build_model, count_macs, count_params
 
 from mnas.training.data import DataConfig, Dataset, load_dataset
+from mnas.training.device import (autocast, check_device, check_precision, grad_scaler,
+                                  on_device, resolve_device, rng_devices)
 from mnas.training.optim import build_optimizer, lr_at
 
 OPTIMIZERS = ("sgd", "rmsprop")
@@ -57,6 +59,9 @@ class TrainConfig:
     setting).
     `channels_last`: memory format ("auto" picks by a measured rule). `time_limit_s`: stop and
     report status "timeout" when exceeded (None = no limit).
+    `device`: "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N" (a Ray actor
+    trains on the GPU Ray assigned it instead). `precision`: "fp32", "bf16" or "fp16" (autocast
+    for the forward pass; fp16 adds a gradient scaler).
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -80,6 +85,8 @@ class TrainConfig:
     threads: int = 0
     channels_last: str = "auto"
     time_limit_s: float | None = None
+    device: str = "auto"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):  # tolerate a plain mapping from YAML
@@ -98,6 +105,8 @@ class TrainConfig:
             _fail("steps", "must be an integer >= 1 or null", self.steps)
         self._check_choices()
         self._check_numbers()
+        check_device(self.device)
+        check_precision(self.precision)
 
     def _check_choices(self) -> None:
         for name, options in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
@@ -175,12 +184,16 @@ class Stretch:
     seconds: float
 
 
-def use_channels_last(config: TrainConfig, input_size: int) -> bool:
-    """The measured rule for "auto" (`bench/train_bench.py channels-last`): on this CPU build
-    channels_last trained these depthwise-heavy networks 1.65-2.6x faster at every input size we
-    measured (8, 16, 32 px; 1 thread), so "auto" means on."""
+def use_channels_last(config: TrainConfig, input_size: int,
+                      device: torch.device = torch.device("cpu")) -> bool:
+    """The rule for "auto". CPU, measured (`bench/train_bench.py channels-last`): channels_last
+    trained these depthwise-heavy networks 1.65-2.6x faster at every input size we measured
+    (8, 16, 32 px; 1 thread), so on. CUDA, not measured here (no GPU): on with bf16/fp16, where
+    cuDNN's tensor-core kernels want NHWC (PyTorch's guidance), off in fp32."""
     if config.channels_last != "auto":
         return config.channels_last == "on"
+    if device.type == "cuda":
+        return config.precision != "fp32"
     return input_size >= CHANNELS_LAST_MIN_SIZE
 
 
@@ -197,11 +210,13 @@ def augment_batch(x: torch.Tensor, pad: int, flip: bool,
         padded = F.pad(x, (pad, pad, pad, pad))
         oy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
         ox = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
-        rows = (oy[:, None] + torch.arange(h))[:, None, :, None].expand(b, c, h, w + 2 * pad)
-        cols = (ox[:, None] + torch.arange(w))[:, None, None, :].expand(b, c, h, w)
+        oy, ox = oy.to(x.device), ox.to(x.device)  # drawn on the CPU: same numbers everywhere
+        rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+        cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+        rows, cols = rows.expand(b, c, h, w + 2 * pad), cols.expand(b, c, h, w)
         x = padded.gather(2, rows).gather(3, cols)
     if flip:
-        mask = torch.rand(b, generator=generator) < 0.5
+        mask = (torch.rand(b, generator=generator) < 0.5).to(x.device)
         x = torch.where(mask[:, None, None, None], x.flip(3), x)
     return x
 
@@ -211,16 +226,22 @@ class Trainer:
     trainer (`train_child`) and full training (`mnas train`, which checkpoints `state_dict()`
     at epoch ends and resumes from it)."""
 
-    def __init__(self, model: nn.Module, data: Dataset, config: TrainConfig) -> None:
-        self.model, self.data, self.config = model, data, config
+    def __init__(self, model: nn.Module, data: Dataset, config: TrainConfig,
+                 device: torch.device | None = None) -> None:
+        self.device = resolve_device(config.device) if device is None else device
+        check_precision(config.precision, self.device)
+        self.model, self.data, self.config = model.to(self.device), data, config
+        self.train_x, self.train_y, self.val_x, self.val_y = on_device(
+            data, (data.train_x, data.train_y, data.val_x, data.val_y), self.device)
         n = len(data.train_y)
         self.batch_size = min(config.batch_size, n)
         self.steps_per_epoch = max(n // self.batch_size, 1)  # drop the ragged last batch
         self.total_steps = config.steps or max(math.ceil(config.epochs * self.steps_per_epoch), 1)
-        self.channels_last = use_channels_last(config, data.input_size)
+        self.channels_last = use_channels_last(config, data.input_size, self.device)
         self.pad = max(1, data.input_size // 8) if config.augment else 0
         self.flip = config.augment and data.flip
         self.optimizer = build_optimizer(model, config)
+        self.scaler = grad_scaler(self.device, config.precision)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self._perm = torch.empty(0, dtype=torch.long)
@@ -232,18 +253,22 @@ class Trainer:
         return self.step / self.steps_per_epoch
 
     def _batches(self, until: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        x_all, y_all, bs = self.data.train_x, self.data.train_y, self.batch_size
+        x_all, y_all, bs = self.train_x, self.train_y, self.batch_size
         while self.step < until:
             i = self.step % self.steps_per_epoch
             if i == 0 or len(self._perm) == 0:
                 self._perm = torch.randperm(len(y_all), generator=self.generator)
-            idx = self._perm[i * bs:(i + 1) * bs]
-            x = x_all.index_select(0, idx)
+            idx = self._perm[i * bs:(i + 1) * bs].to(x_all.device)
+            x = self._to_device(x_all.index_select(0, idx))
             if self.pad or self.flip:
                 x = augment_batch(x, self.pad, self.flip, self.generator)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            yield x, y_all.index_select(0, idx)
+            yield x, self._to_device(y_all.index_select(0, idx))
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        """A batch of a data set that did not fit on the device goes there step by step."""
+        return t if t.device == self.device else t.to(self.device, non_blocking=True)
 
     def train(self, until: int, deadline: float | None = None) -> Stretch:
         """Train up to optimizer step `until`; stop early on a non-finite loss or the deadline
@@ -256,13 +281,18 @@ class Trainer:
             lr = lr_at(self.step, cfg, self.steps_per_epoch, self.total_steps)
             for group in opt.param_groups:
                 group["lr"] = lr
-            loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+            with autocast(self.device, cfg.precision):
+                loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (self.scaler.scale(loss) if self.scaler else loss).backward()
             value = loss.item()
             if not math.isfinite(value):
                 return Stretch("diverged", value, images, time.perf_counter() - start)
-            opt.step()
+            if self.scaler:  # skips steps whose scaled gradients overflowed, adapts the scale
+                self.scaler.step(opt)
+                self.scaler.update()
+            else:
+                opt.step()
             self.step += 1
             images += len(y)
             recent.append(value)
@@ -274,18 +304,19 @@ class Trainer:
     def evaluate(self, x_all: torch.Tensor | None = None,
                  y_all: torch.Tensor | None = None) -> float:
         """Top-1 accuracy (0..1) on the validation split (or the given tensors)."""
-        x_all = self.data.val_x if x_all is None else x_all
-        y_all = self.data.val_y if y_all is None else y_all
+        x_all = self.val_x if x_all is None else x_all
+        y_all = self.val_y if y_all is None else y_all
         if self.config.bn_recalibration:
             self.recalibrate_bn(self.config.bn_recalibration)
         self.model.eval()
         correct = 0
         for start in range(0, len(y_all), self.config.eval_batch_size):
-            x = x_all[start:start + self.config.eval_batch_size]
+            x = self._to_device(x_all[start:start + self.config.eval_batch_size])
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            pred = self.model(x).argmax(1)
-            correct += int((pred == y_all[start:start + len(x)]).sum())
+            with autocast(self.device, self.config.precision):
+                pred = self.model(x).argmax(1)
+            correct += int((pred == self._to_device(y_all[start:start + len(x)])).sum())
         self.model.train()
         return correct / max(len(y_all), 1)
 
@@ -303,15 +334,16 @@ class Trainer:
         order = torch.randperm(len(self.data.train_y),
                                generator=torch.Generator().manual_seed(self.config.seed + 1))
         self.model.train()
-        with torch.random.fork_rng(devices=[]):  # dropout draws here must not shift training
+        with torch.random.fork_rng(devices=rng_devices(self.device)), \
+                autocast(self.device, self.config.precision):  # dropout here must not shift training
             self._forward_batches(order, min(batches, self.steps_per_epoch))
         for m, momentum in zip(bns, momenta):
             m.momentum = momentum
 
     def _forward_batches(self, order: torch.Tensor, batches: int) -> None:
         for i in range(batches):
-            x = self.data.train_x.index_select(0, order[i * self.batch_size:
-                                                        (i + 1) * self.batch_size])
+            idx = order[i * self.batch_size:(i + 1) * self.batch_size].to(self.train_x.device)
+            x = self._to_device(self.train_x.index_select(0, idx))
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             self.model(x)
@@ -319,9 +351,14 @@ class Trainer:
     def state_dict(self) -> dict:
         """Everything needed to continue bit-for-bit from an epoch boundary (tensors and plain
         values only, so `torch.load(..., weights_only=True)` reads it back)."""
-        return dict(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
-                    step=self.step, generator=self.generator.get_state(),
-                    torch_rng=torch.get_rng_state())
+        state = dict(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                     step=self.step, generator=self.generator.get_state(),
+                     torch_rng=torch.get_rng_state())
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -329,6 +366,10 @@ class Trainer:
         self.step = int(state["step"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        if self.device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self._perm = torch.empty(0, dtype=torch.long)
 
 
@@ -361,6 +402,8 @@ def train_child(arch: ArchSpec, config: TrainConfig, *,
     for a given seed and thread count; the caller's global RNG state is left untouched.
     """
     start = time.perf_counter()
+    device = resolve_device(config.device)  # a device that is not there stops the search
+    check_precision(config.precision, device)
     data = load_dataset(config.data)
     classes = num_classes or data.num_classes
     if classes < data.num_classes:
@@ -368,13 +411,13 @@ def train_child(arch: ArchSpec, config: TrainConfig, *,
                          f"{data.num_classes - 1}")
     params = macs = 0
     deadline = start + config.time_limit_s if config.time_limit_s else None
-    with torch_threads(config.threads), torch.random.fork_rng(devices=[]):
+    with torch_threads(config.threads), torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(config.seed)
         try:
             model = build_model(arch, num_classes=classes, in_channels=data.in_channels)
             params = count_params(model)
             macs = count_macs(model, data.input_size, data.in_channels)
-            trainer = Trainer(model, data, config)
+            trainer = Trainer(model, data, config, device)
             outcome = trainer.train(trainer.total_steps, deadline)
             accuracy = trainer.evaluate() if outcome.status != "diverged" else 0.0
         except Exception as exc:  # noqa: BLE001 - reported to the caller, who decides the reward
