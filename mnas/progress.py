@@ -37,3 +37,12 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def bar(total: int, desc: str, unit: str, *, enabled: bool = True) -> Any:
+    """A tqdm bar on stderr for long work other than the search (decoding a data set): shown
+    when `enabled` and stderr is a terminal, so logs and Ray workers stay clean."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
+                disable=None if enabled else True, smoothing=0.1)

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     source = _config_source(args)
     config = load_for_run(args.config, args.run_dir, args.overrides, resume=args.resume)
     try:
-        check_inputs(config)
+        check_inputs(config, progress=not args.no_progress)
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None
     run_dir = args.run_dir if args.run_dir is not None else default_run_dir(config)

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from mnas.training.trainer import TrainConfig
 
 
-def _load_configs(path: str, stem_stride: int | None) -> tuple[TrainConfig, int | None]:
+def _load_configs(path: str, stem_stride: int | None,
+                  progress: bool = True) -> tuple[TrainConfig, int | None]:
     """The `child_training` section as a TrainConfig and the stem stride the config's search
     space names (None when it names none)."""
     import yaml
@@ -25,7 +26,7 @@ def _load_configs(path: str, stem_stride: int | None) -> tuple[TrainConfig, int 
     from mnas.search.runner import check_inputs
     config = load_config(path)
     try:
-        check_inputs(config)  # before DIR is created: a typo leaves nothing behind
+        check_inputs(config, progress=progress)  # before DIR is created: a typo leaves nothing
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
@@ -40,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
     from mnas.training.full import train_full
 
     is_export = len(args.arch) == 1 and args.arch[0].endswith(".json")
-    config, stem_stride = _load_configs(args.config, args.stem_stride)
+    config, stem_stride = _load_configs(args.config, args.stem_stride, progress=not args.quiet)
     if is_export and args.stem_stride is None:
         stem_stride = None  # an export file carries its own stem stride
     if args.epochs is not None:

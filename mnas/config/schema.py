@@ -4,7 +4,7 @@ The file is read with `yaml.safe_load` and turned into the frozen dataclasses be
 loader (`mnas.config.loader`) that walks field type hints, so every section gets the same checks and
 error messages: `experiments/x.yaml: budget.children: expected an integer > 0, got -3`.
 
-Relative paths (`child_training.data.path`, `child_training.data.cache_dir`, `latency.table`,
+Relative paths (`child_training.data.path`, `.val_path`, `.cache_dir`, `latency.table`,
 `output.dir`) are resolved against the current working directory at load time, like any other
 command-line path, and stored absolute: the `config.yaml` saved in a run directory then means the
 same thing wherever a resume is started from.
@@ -34,8 +34,8 @@ from search_spaces.space import MnasNetSpace
 QUICKSTART = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.yaml"
 
 #: Dotted keys holding file-system paths, resolved against the CWD by `load_config`.
-PATH_KEYS: tuple[str, ...] = ("child_training.data.path", "child_training.data.cache_dir",
-                              "latency.table", "output.dir")
+PATH_KEYS: tuple[str, ...] = ("child_training.data.path", "child_training.data.val_path",
+                              "child_training.data.cache_dir", "latency.table", "output.dir")
 
 #: Keys a resume may change without invalidating the run (excluded from `config_fingerprint`):
 #: the budget can be extended, the cluster and the output options are about *where* and *how

@@ -15,23 +15,33 @@ from mnas.search.loop import Search
 from mnas.search.rundir import RunDir
 
 REFERENCES = ("mnasnet_a1", "mnasnet_b1", "mobilenet_v2")
-#: Data sets read from `child_training.data.path` (the others are bundled or generated).
-_DATA_WITH_PATH = ("mnist", "cifar10", "npz")
 
 
-def check_inputs(config: ExperimentConfig) -> None:
+def check_inputs(config: ExperimentConfig, *, progress: bool = True) -> None:
     """Input files a search needs, checked before the run dir or any worker is set up (the
     trainer would only find out in the first child). Errors name the key: `load_config` callers
-    prefix the file."""
+    prefix the file. An image folder is decoded (and cached) here, with a progress bar, so
+    workers only memory-map the cache and a folder without two classes stops the run now."""
     if config.ray.address is None:  # children train on this machine: its devices must do
         from mnas.training.device import check_precision, resolve_device
 
         check_precision(config.child_training.precision,
                         resolve_device(config.child_training.device))
+    from mnas.training.data import DATA_WITH_PATH, read_arrays, read_val_arrays
+
     data = config.child_training.data
-    if data.name in _DATA_WITH_PATH and data.path and not os.path.exists(data.path):
-        raise ValueError(f"child_training.data.path: {data.path} does not exist "
-                         f"(data set {data.name!r})")
+    for key in ("path", "val_path"):
+        value = getattr(data, key)
+        if data.name in DATA_WITH_PATH and value and not os.path.exists(value):
+            raise ValueError(f"child_training.data.{key}: {value} does not exist "
+                             f"(data set {data.name!r})")
+    if data.name == "imagefolder":
+        for key, read in (("path", read_arrays), ("val_path", read_val_arrays)):
+            if getattr(data, key):
+                try:
+                    read(data, progress=progress)
+                except ValueError as exc:
+                    raise ValueError(f"child_training.data.{key}: {exc}") from None
 
 
 def create_predictor(config: ExperimentConfig,

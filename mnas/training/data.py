@@ -19,8 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mnas.training.imagefolder import cache_root, load_imagefolder, scan
+
 #: Data-set names `DataConfig.name` accepts.
-DATASETS = ("digits", "synthetic", "mnist", "cifar10", "npz")
+DATASETS = ("digits", "synthetic", "mnist", "cifar10", "npz", "imagefolder")
 
 
 def _fail(field: str, expected: str, value: object) -> None:
@@ -33,13 +35,16 @@ class DataConfig:
 
     `name`: "digits" (scikit-learn's bundled 8x8 digits, offline), "synthetic" (random tensors, for
     tests), "mnist" (.npz with x_train/y_train), "cifar10" (python batches directory, or an .npz:
-    x/y arrays or the JPEG npz with jpeg/offsets/labels), "npz" (any uint8 images + int labels).
-    `input_size`: square side the images are resized to once up front (None = native size).
-    `val_fraction`/`split_seed`: the stratified train/validation split drawn from training data
-    (the search never sees a test split). `max_train`/`max_val`: cap the split sizes (None = all).
+    x/y arrays or the JPEG npz with jpeg/offsets/labels), "npz" (any uint8 images + int labels),
+    "imagefolder" (`path` holds one subfolder of JPEG/PNG/WebP images per class; decoded once
+    and cached, see `mnas.training.imagefolder`).
+    `input_size`: square side the images are resized to once up front (None = native size;
+    required for imagefolder). `val_path`: an image folder with the validation split (same
+    class names; imagefolder only); without it, `val_fraction`/`split_seed`: the stratified
+    train/validation split drawn from training data (the search never sees a test split). `max_train`/`max_val`: cap the split sizes (None = all).
     `synthetic_samples`/`num_classes`: size and classes of the synthetic set (ignored otherwise).
     `flip`: random horizontal flips when augmenting; None = by data set (only cifar10).
-    `cache_dir`: where decoded JPEG arrays are cached (None = ~/.cache/mnas).
+    `cache_dir`: where decoded JPEG arrays and image folders are cached (None = ~/.cache/mnas).
     """
 
     name: str = "digits"
@@ -53,14 +58,22 @@ class DataConfig:
     num_classes: int = 10
     flip: bool | None = None
     cache_dir: str | None = None
+    val_path: str | None = None
 
     def __post_init__(self) -> None:
         if self.name not in DATASETS:
             _fail("name", f"must be one of {', '.join(DATASETS)}", self.name)
-        if self.name in ("mnist", "cifar10", "npz") and not self.path:
+        if self.name in DATA_WITH_PATH and not self.path:
             _fail("path", f"required for data set {self.name!r} (a file or directory)", self.path)
-        if self.path is not None and not isinstance(self.path, str):
-            _fail("path", "must be a string", self.path)
+        for field in ("path", "val_path"):
+            if getattr(self, field) is not None and not isinstance(getattr(self, field), str):
+                _fail(field, "must be a string", getattr(self, field))
+        if self.val_path is not None and self.name != "imagefolder":
+            _fail("val_path", "only for data set 'imagefolder' (others split off validation "
+                  "with val_fraction)", self.val_path)
+        if self.name == "imagefolder" and self.input_size is None:
+            _fail("input_size", "required for data set 'imagefolder' (images differ in size)",
+                  self.input_size)
         if self.input_size is not None and (not _is_int(self.input_size) or self.input_size < 1):
             _fail("input_size", "must be an integer >= 1 or null", self.input_size)
         if not isinstance(self.val_fraction, (int, float)) or not 0 < self.val_fraction < 1:
@@ -82,6 +95,10 @@ class DataConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: Data sets read from `path` (the others are bundled or generated).
+DATA_WITH_PATH = ("mnist", "cifar10", "npz", "imagefolder")
 
 
 def _is_int(value: object) -> bool:
@@ -121,7 +138,13 @@ def load_dataset(config: DataConfig) -> Dataset:
     if config.input_size is None and images.shape[1] != images.shape[2]:
         raise ValueError(f"child_training.data.input_size: required for non-square images "
                          f"({images.shape[1]}x{images.shape[2]} in {config.path})")
-    train_idx, val_idx = stratified_split(labels, config.val_fraction, config.split_seed)
+    if config.val_path is not None:  # a given validation split, appended after training images
+        val_images, val_labels = read_val_arrays(config)
+        images, n_train = np.concatenate([images, val_images]), len(labels)
+        labels = np.concatenate([labels, val_labels])
+        train_idx, val_idx = np.arange(n_train), np.arange(n_train, len(labels))
+    else:
+        train_idx, val_idx = stratified_split(labels, config.val_fraction, config.split_seed)
     train_idx = _cap(train_idx, labels, config.max_train, config.split_seed)
     val_idx = _cap(val_idx, labels, config.max_val, config.split_seed + 1)
     x = _to_nchw_float(images, config.input_size)
@@ -132,7 +155,7 @@ def load_dataset(config: DataConfig) -> Dataset:
     train_x.sub_(mean).div_(std)
     val_x.sub_(mean).div_(std)
     y = torch.from_numpy(labels.astype(np.int64))
-    flip = config.flip if config.flip is not None else config.name == "cifar10"
+    flip = config.flip if config.flip is not None else config.name in ("cifar10", "imagefolder")
     return Dataset(config.name, train_x.contiguous(), y[train_idx], val_x.contiguous(), y[val_idx],
                    num_classes, flip)
 
@@ -169,22 +192,27 @@ def _cap(idx: np.ndarray, labels: np.ndarray, limit: int | None, seed: int) -> n
 
 def _to_nchw_float(images: np.ndarray, size: int | None) -> torch.Tensor:
     """uint8 NHW / NHWC -> float32 NCHW in [0, 1], resized once up front (bilinear, antialiased
-    when shrinking), in chunks to bound peak memory."""
-    x = torch.from_numpy(images)
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
-    n, c, h, w = x.shape
-    if size is None or (h == size and w == size):
-        return x.float().div_(255.0).contiguous()
-    out = torch.empty(n, c, size, size)
+    when shrinking), in chunks to bound peak memory. Each chunk is copied out of `images` first:
+    a memory-mapped cache is read-only, and torch wants writable arrays."""
+    n, h, w = images.shape[:3]
+    c = 1 if images.ndim == 3 else images.shape[3]
+    size_h, size_w = (h, w) if size is None else (size, size)
+    out = torch.empty(n, c, size_h, size_w)
     for start in range(0, n, 4096):
-        chunk = x[start:start + 4096].float().div_(255.0)
-        out[start:start + 4096] = F.interpolate(chunk, size=(size, size), mode="bilinear",
-                                                align_corners=False, antialias=size < max(h, w))
+        chunk = torch.from_numpy(np.array(images[start:start + 4096]))
+        chunk = chunk.unsqueeze(1) if chunk.ndim == 3 else chunk.permute(0, 3, 1, 2)
+        chunk = chunk.float().div_(255.0)
+        if (size_h, size_w) != (h, w):
+            chunk = F.interpolate(chunk, size=(size_h, size_w), mode="bilinear",
+                                  align_corners=False, antialias=size_h < max(h, w))
+        out[start:start + 4096] = chunk
     return out
 
 
-def read_arrays(config: DataConfig) -> tuple[np.ndarray, np.ndarray, int]:
-    """Raw training images (uint8, NxHxW or NxHxWxC) and labels, validated, with the class count."""
+def read_arrays(config: DataConfig, *,
+                progress: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+    """Raw training images (uint8, NxHxW or NxHxWxC) and labels, validated, with the class count.
+    `progress`: a bar where decoding takes long (image folders), on a terminal."""
     if config.name == "synthetic":
         return _synthetic(config)
     if config.name == "digits":
@@ -192,6 +220,10 @@ def read_arrays(config: DataConfig) -> tuple[np.ndarray, np.ndarray, int]:
     path = Path(config.path or "").expanduser()
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory (data set {config.name!r})")
+    if config.name == "imagefolder":
+        folder = load_imagefolder(str(path), int(config.input_size or 0), config.cache_dir,
+                                  progress=progress)
+        return folder.images, folder.labels, len(folder.classes)
     if config.name == "cifar10":
         images, labels = (_cifar_batches(path) if path.is_dir()
                           else _cifar_npz(path, config.cache_dir))
@@ -201,6 +233,18 @@ def read_arrays(config: DataConfig) -> tuple[np.ndarray, np.ndarray, int]:
         return _validated(path, images, labels, expected_classes=10)
     images, labels = _npz_arrays(path, ("x", "images"), ("y", "labels"))
     return _validated(path, images, labels, expected_classes=None)
+
+
+def read_val_arrays(config: DataConfig, *,
+                    progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels of `val_path`, labelled by the training folder's class names."""
+    path = Path(config.val_path or "").expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such directory (child_training.data.val_path)")
+    classes, _files = scan(Path(config.path or "").expanduser())
+    folder = load_imagefolder(str(path), int(config.input_size or 0), config.cache_dir,
+                              progress=progress, classes=classes)
+    return folder.images, folder.labels
 
 
 def _synthetic(config: DataConfig) -> tuple[np.ndarray, np.ndarray, int]:
@@ -351,8 +395,7 @@ def _jpeg_cache_path(path: Path, cache_dir: str | None) -> Path:
     """Cache file named by the source's resolved path, size and mtime: a changed source misses."""
     st = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
-    root = Path(cache_dir).expanduser() if cache_dir else Path.home() / ".cache" / "mnas"
-    return root / f"{path.stem}-{key[:16]}.npy"
+    return cache_root(cache_dir) / f"{path.stem}-{key[:16]}.npy"
 
 
 def _atomic_save_npy(target: Path, array: np.ndarray) -> None:

@@ -181,8 +181,8 @@ output: {dir: out}
     assert config.child_training.data.path == str(tmp_path.parent / "data" / "d.npz")
     assert config.child_training.data.cache_dir == os.path.expanduser("~/cache")
     assert config.output.dir == str(tmp_path / "out")
-    assert set(PATH_KEYS) == {"child_training.data.path", "child_training.data.cache_dir",
-                              "latency.table", "output.dir"}
+    assert set(PATH_KEYS) == {"child_training.data.path", "child_training.data.val_path",
+                              "child_training.data.cache_dir", "latency.table", "output.dir"}
 
 
 def _configs() -> list[ExperimentConfig]:
