@@ -16,7 +16,7 @@ already hold. Retries, timeouts and dead nodes are handled here, explicitly:
   the pool never holds more actors than the cluster's GPUs can place, and each actor trains on
   the GPU Ray assigned it (`ray.get_gpu_ids()`).
 
-This is the only module that imports ray.
+This is the only module that imports ray (`mnas.tune` imports ray.tune for Tune users).
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ class ChildWorker:
         import ray
 
         self.trainer = resolve_trainer(trainer)
-        self.gpu_ids = [str(i) for i in ray.get_gpu_ids()]
+        self.gpu_ids = assigned_gpu_ids()
         self.train_config = assign_device(train_config, self.gpu_ids)
         self.num_classes = num_classes
         node = ray.get_runtime_context().get_node_id()[:8]
@@ -86,6 +86,13 @@ class ChildWorker:
         result = run_child(self.trainer, arch, self.train_config, self.num_classes)
         result["_worker"] = self.name
         return result
+
+
+def assigned_gpu_ids() -> list[str]:
+    """The GPU ids Ray assigned the calling actor or Tune trial ([] outside Ray or without GPUs)."""
+    import ray
+
+    return [str(i) for i in ray.get_gpu_ids()] if ray.is_initialized() else []
 
 
 def assign_device(train_config: Any, gpu_ids: list[str]) -> Any:

@@ -84,17 +84,26 @@ def reference_latencies(predictor: Any, config: ExperimentConfig) -> list[tuple[
     return out
 
 
-def create_search(config: ExperimentConfig, run_dir: Path, *, resume: bool,
-                  predictor: Any = None) -> Search:
+def create_controller_and_reward(config: ExperimentConfig,
+                                 predictor: Any) -> tuple[Any, RewardSpec]:
+    """The configured controller and reward: one recipe for `mnas search` and the Tune
+    searcher (`mnas.tune.MnasSearcher.from_config`)."""
     from controllers import create_controller
 
+    ctrl = config.controller
+    controller = create_controller(ctrl.name, config.space, seed=config.seed,
+                                   predictor=predictor, target_ms=config.latency.target_ms,
+                                   **ctrl.factory_kwargs())
+    alpha, beta = config.reward.weights
+    return controller, RewardSpec(config.latency.target_ms, alpha, beta,
+                                  config.reward.failed_reward)
+
+
+def create_search(config: ExperimentConfig, run_dir: Path, *, resume: bool,
+                  predictor: Any = None) -> Search:
     space = config.space
     predictor = predictor if predictor is not None else create_predictor(config)
-    ctrl = config.controller
-    controller = create_controller(ctrl.name, space, seed=config.seed, predictor=predictor,
-                                   target_ms=config.latency.target_ms, **ctrl.factory_kwargs())
-    alpha, beta = config.reward.weights
-    reward = RewardSpec(config.latency.target_ms, alpha, beta, config.reward.failed_reward)
+    controller, reward = create_controller_and_reward(config, predictor)
     tracker = None
     if config.output.tensorboard or config.output.plot:
         from mnas.config.schema import config_to_dict

@@ -41,9 +41,10 @@ class DataConfig:
     `input_size`: square side the images are resized to once up front (None = native size;
     required for imagefolder). `val_path`: an image folder with the validation split (same
     class names; imagefolder only); without it, `val_fraction`/`split_seed`: the stratified
-    train/validation split drawn from training data (the search never sees a test split). `max_train`/`max_val`: cap the split sizes (None = all).
+    train/validation split drawn from training data (the search never sees a test split).
+    `max_train`/`max_val`: cap the split sizes (None = all).
     `synthetic_samples`/`num_classes`: size and classes of the synthetic set (ignored otherwise).
-    `flip`: random horizontal flips when augmenting; None = by data set (only cifar10).
+    `flip`: random horizontal flips when augmenting; None = by data set (cifar10, imagefolder).
     `cache_dir`: where decoded JPEG arrays and image folders are cached (None = ~/.cache/mnas).
     """
 

@@ -92,15 +92,14 @@ def _epochs(trainer: Trainer, arch: ArchSpec, config: TrainConfig, ckpt: Path,
             history: list[dict], out: Path, tqdm: Any, progress: bool) -> str:
     """Train epoch by epoch from where the trainer stands; log, evaluate and checkpoint."""
     writer = _tensorboard_writer(out / TB_DIR)
-    spe, total = trainer.steps_per_epoch, trainer.total_steps
-    bar = tqdm(total=total, initial=trainer.step, unit="step", disable=not progress,
-               desc="train")
+    bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step",
+               disable=not progress, desc="train")
     status = "ok"
     try:
-        while trainer.step < total:
-            before = trainer.step
-            outcome = trainer.train(min((trainer.step // spe + 1) * spe, total))
+        before = trainer.step
+        for outcome in trainer.train_epochs():
             bar.update(trainer.step - before)
+            before = trainer.step
             if outcome.status == "diverged":
                 status = "diverged"
                 break

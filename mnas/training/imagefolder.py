@@ -16,6 +16,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
@@ -42,17 +43,27 @@ def cache_root(cache_dir: str | None) -> Path:
     return Path(cache_dir).expanduser() if cache_dir else Path.home() / ".cache" / "mnas"
 
 
-def scan(root: Path) -> tuple[tuple[str, ...], list[tuple[str, int]]]:
-    """Class names (sorted subfolders holding images) and (relative file, label) pairs, in a
-    fixed order. ValueError, naming the folder, when it has no images or only one class."""
+class Entry(NamedTuple):
+    """One image file: its path relative to the folder, label, size and mtime (the cache key)."""
+
+    rel: str
+    label: int
+    size: int
+    mtime_ns: int
+
+
+def scan(root: Path) -> tuple[tuple[str, ...], list[Entry]]:
+    """Class names (sorted subfolders holding images) and their image files, in a fixed order.
+    ValueError, naming the folder, when it has no images or only one class."""
     if not root.is_dir():
         raise ValueError(f"{root}: expected a directory of class subfolders")
-    per_class: dict[str, list[str]] = {}
-    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted(str(f.relative_to(root)) for f in sub.rglob("*")
-                       if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+    per_class: dict[str, list[tuple[str, int, int]]] = {}
+    with os.scandir(root) as entries:
+        subs = sorted(e.name for e in entries if e.is_dir())
+    for name in subs:
+        files = sorted(_image_files(root / name, name))
         if files:
-            per_class[sub.name] = files
+            per_class[name] = files
     if not per_class:
         raise ValueError(f"{root}: no images ({'/'.join(IMAGE_SUFFIXES)}) in class subfolders "
                          "(expected ROOT/CLASS/IMAGE)")
@@ -60,16 +71,28 @@ def scan(root: Path) -> tuple[tuple[str, ...], list[tuple[str, int]]]:
         raise ValueError(f"{root}: expected at least 2 class subfolders with images, found 1 "
                          f"({next(iter(per_class))})")
     classes = tuple(per_class)
-    files = [(f, label) for label, name in enumerate(classes) for f in per_class[name]]
+    files = [Entry(rel, label, size, mtime) for label, name in enumerate(classes)
+             for rel, size, mtime in per_class[name]]
     return classes, files
 
 
-def content_key(root: Path, files: list[tuple[str, int]], size: int) -> str:
+def _image_files(folder: Path, rel: str) -> Iterator[tuple[str, int, int]]:
+    """(relative name, size, mtime) of every image below `folder`: one scandir per directory,
+    one stat per file (pathlib's rglob costs several)."""
+    with os.scandir(folder) as entries:
+        for e in entries:
+            if e.is_dir():
+                yield from _image_files(Path(e.path), f"{rel}/{e.name}")
+            elif os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES and e.is_file():
+                st = e.stat()
+                yield f"{rel}/{e.name}", st.st_size, st.st_mtime_ns
+
+
+def content_key(files: list[Entry], size: int) -> str:
     """Hash of every file's relative name, label, size and mtime, plus the decode settings."""
     h = hashlib.sha256(f"v{CACHE_VERSION}|{size}".encode())
-    for rel, label in files:
-        st = os.stat(root / rel)
-        h.update(f"\n{rel}|{label}|{st.st_size}|{st.st_mtime_ns}".encode())
+    for f in files:
+        h.update(f"\n{f.rel}|{f.label}|{f.size}|{f.mtime_ns}".encode())
     return h.hexdigest()[:20]
 
 
@@ -101,10 +124,10 @@ def load_imagefolder(path: str, size: int, cache_dir: str | None, *,
         if extra:
             raise ValueError(f"{root}: class subfolder {extra[0]!r} is not a class of the "
                              f"training folder ({', '.join(classes)})")
-        files = [(f, classes.index(found[label])) for f, label in files]
+        files = [f._replace(label=classes.index(found[f.label])) for f in files]
     classes = classes or found
     target = cache_root(cache_dir) / f"imagefolder-{root.name}-{size}px-" \
-                                      f"{content_key(root, files, size)}"
+                                      f"{content_key(files, size)}"
     cached = _read_cache(target, len(files))
     if cached is None:
         cached = _decode_all(root, files, size, target, progress)
@@ -135,7 +158,7 @@ def _read_cache(target: Path, n_files: int) -> tuple[np.ndarray, np.ndarray, lis
     return images, labels, skipped
 
 
-def _decode_all(root: Path, files: list[tuple[str, int]], size: int, target: Path,
+def _decode_all(root: Path, files: list[Entry], size: int, target: Path,
                 progress: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Decode into a memory-mapped temp .npy (memory stays flat however large the folder),
     drop unreadable files, then move the cache into place atomically."""
@@ -151,16 +174,16 @@ def _decode_all(root: Path, files: list[tuple[str, int]], size: int, target: Pat
                 ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             for start in range(0, len(files), _CHUNK):  # Pillow decodes without the GIL
                 chunk = files[start:start + _CHUNK]
-                for i, img in enumerate(pool.map(lambda f: decode(root / f[0], size), chunk)):
+                for i, img in enumerate(pool.map(lambda f: decode(root / f.rel, size), chunk)):
                     if img is not None:
                         out[start + i], ok[start + i] = img, True
                 pbar.update(len(chunk))
-        skipped = [f for (f, _), good in zip(files, ok) if not good]
+        skipped = [f.rel for f, good in zip(files, ok) if not good]
         if skipped:
             tmp = _compact(out, ok, target, tmp)
         out.flush()
         del out
-        labels = np.asarray([label for _f, label in files], dtype=np.int64)[ok]
+        labels = np.asarray([f.label for f in files], dtype=np.int64)[ok]
         os.replace(tmp, target.with_suffix(".npy"))
     except BaseException:
         if os.path.exists(tmp):

@@ -252,6 +252,17 @@ class Trainer:
     def epochs_done(self) -> float:
         return self.step / self.steps_per_epoch
 
+    def train_epochs(self) -> Iterator[Stretch]:
+        """Train from where the trainer stands to `total_steps`, one stretch per epoch (the last
+        may be partial), stopping after a diverged one: for callers that evaluate, log or
+        report between epochs (`mnas train`, the Tune trainable)."""
+        spe = self.steps_per_epoch
+        while self.step < self.total_steps:
+            stretch = self.train(min((self.step // spe + 1) * spe, self.total_steps))
+            yield stretch
+            if stretch.status == "diverged":
+                return
+
     def _batches(self, until: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         x_all, y_all, bs = self.train_x, self.train_y, self.batch_size
         while self.step < until:
@@ -334,8 +345,9 @@ class Trainer:
         order = torch.randperm(len(self.data.train_y),
                                generator=torch.Generator().manual_seed(self.config.seed + 1))
         self.model.train()
+        # the dropout draws here must not shift training's random stream
         with torch.random.fork_rng(devices=rng_devices(self.device)), \
-                autocast(self.device, self.config.precision):  # dropout here must not shift training
+                autocast(self.device, self.config.precision):
             self._forward_batches(order, min(batches, self.steps_per_epoch))
         for m, momentum in zip(bns, momenta):
             m.momentum = momentum
