@@ -13,7 +13,7 @@ import torch
 
 from mnas.cli import main
 from mnas.training.data import DataConfig, load_dataset
-from mnas.training.device import ray_assigned_device, resolve_device
+from mnas.training.device import fits_on_device, on_device, ray_assigned_device, resolve_device
 from mnas.training.trainer import Trainer, TrainConfig, train_child, use_channels_last
 from search_spaces import build_model, decode_arch
 
@@ -122,3 +122,21 @@ def test_ray_assigned_device(ids: list, visible: str | None, expected: str,
                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert ray_assigned_device(ids, visible) == expected
+
+
+def test_data_goes_to_the_device_once_per_data_set() -> None:
+    """`on_device` with torch's "meta" device standing in for a GPU: copied once, reused by the
+    next child, replaced when another data set comes."""
+    meta, tensors, owner = torch.device("meta"), (torch.ones(3), torch.zeros(2)), object()
+    first = on_device(owner, tensors, meta)
+    assert all(t.device == meta for t in first)
+    assert on_device(owner, tensors, meta) is first
+    assert on_device(object(), tensors, meta) is not first
+    assert on_device(owner, tensors, torch.device("cpu")) is tensors
+
+
+def test_data_stays_on_the_host_when_it_does_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1000, 4000))
+    cuda = torch.device("cuda", 0)
+    assert fits_on_device(500, cuda) and not fits_on_device(501, cuda)  # half the free memory
+    assert fits_on_device(10 ** 12, torch.device("cpu"))
