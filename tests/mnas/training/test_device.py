@@ -140,3 +140,16 @@ def test_data_stays_on_the_host_when_it_does_not_fit(monkeypatch: pytest.MonkeyP
     cuda = torch.device("cuda", 0)
     assert fits_on_device(500, cuda) and not fits_on_device(501, cuda)  # half the free memory
     assert fits_on_device(10 ** 12, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("extra", [[], ["--local"]])
+def test_mnas_search_asking_for_cuda_without_one_is_one_line_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str]) -> None:
+    config = tmp_path / "exp.yaml"
+    config.write_text("child_training:\n  device: cuda:0\n  data: {name: synthetic}\n"
+                      "ray: {gpus_per_child: 1}\n")
+    run = tmp_path / "run"
+    assert main(["search", str(config), "--run-dir", str(run), "--no-progress", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "child_training.device: 'cuda:0' requested" in err[0]
+    assert not run.exists()  # refused before the run directory (or Ray) was touched
