@@ -8,6 +8,7 @@ same as separate per-decision tables, but a whole batch of sequences is scored i
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import math
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
@@ -182,10 +183,29 @@ class RNNController(Controller):
         self.baseline = baseline
         return advantages, float(advantages.mean())
 
-    def _step(self, loss: torch.Tensor) -> None:
+    def _step(self, loss: torch.Tensor) -> bool:
+        """One optimiser step; False (and no step) when the loss or a gradient is not finite:
+        a policy with NaN weights would be saved and break every resume."""
         self.optimizer.zero_grad()
+        if not bool(torch.isfinite(loss)):
+            return False
         loss.backward()
+        if not all(bool(torch.isfinite(p.grad).all()) for p in self.policy.parameters()
+                   if p.grad is not None):
+            self.optimizer.zero_grad()
+            return False
         self.optimizer.step()
+        return all(bool(torch.isfinite(p).all()) for p in self.policy.parameters())
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {"policy": copy.deepcopy(self.policy.state_dict()),
+                "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+                "baseline": self.baseline}
+
+    def _restore(self, snap: dict[str, Any]) -> None:
+        self.policy.load_state_dict(snap["policy"])
+        self.optimizer.load_state_dict(snap["optimizer"])
+        self.baseline = snap["baseline"]
 
     @_single_threaded
     def update(self, samples: Sequence[Sample], rewards: Sequence[float]) -> dict[str, float]:
@@ -197,24 +217,34 @@ class RNNController(Controller):
             raise ValueError("update: a sample has an action outside its decision's choices")
         old = torch.tensor([s.log_prob for s in samples], dtype=torch.float32)
         staleness = float(np.mean([self.version - s.version for s in samples]))
+        snap = self._snapshot()
         advantages, adv_mean = self._advantages(values)
         stats: dict[str, float] = {}
-        if self.algorithm == "reinforce":
+        ok = bool(torch.isfinite(advantages).all())
+        if ok and self.algorithm == "reinforce":
             logp, entropy = self.log_probs(actions)
             loss = -(advantages * logp).mean() - self.entropy_weight * entropy.mean()
-            self._step(loss)
-        else:
+            ok = self._step(loss)
+        elif ok:
             for _ in range(self.ppo_epochs):
                 logp, entropy = self.log_probs(actions)
                 ratio = torch.exp(logp - old)
                 clipped = ratio.clamp(1.0 - self.ppo_clip, 1.0 + self.ppo_clip)
                 surrogate = torch.minimum(ratio * advantages, clipped * advantages)
                 loss = -surrogate.mean() - self.entropy_weight * entropy.mean()
-                self._step(loss)
-            with torch.no_grad():
-                outside = (ratio - 1.0).abs() > self.ppo_clip
-                stats["clip_fraction"] = float(outside.float().mean())
-                stats["approx_kl"] = float((old - logp).mean())
+                ok = self._step(loss)
+                if not ok:
+                    break
+            if ok:
+                with torch.no_grad():
+                    outside = (ratio - 1.0).abs() > self.ppo_clip
+                    stats["clip_fraction"] = float(outside.float().mean())
+                    stats["approx_kl"] = float((old - logp).mean())
+        if not ok:  # weights, optimiser and baseline as before this batch
+            self._restore(snap)
+            return {"skipped": 1.0, "reward_mean": float(values.mean()),
+                    "reward_max": float(values.max()), "samples": float(len(samples)),
+                    "skip_reason": "non-finite loss or gradient"}
         self.version += 1
         stats.update(loss=float(loss.detach()), baseline=float(self.baseline),
                      reward_mean=float(values.mean()), reward_max=float(values.max()),

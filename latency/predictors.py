@@ -150,6 +150,58 @@ def _columns(names: Iterable[str], n_pos: int) -> list[int]:
     return cols
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _finite_list(value: Any) -> bool:
+    return isinstance(value, list) and all(_finite(v) for v in value)
+
+
+def check_calibration(calibration: Any, n_pos: int) -> str | None:
+    """What is wrong with a table's `calibration` (None when it is usable): `selected` names a
+    fit (or none), every fit has known feature names, one finite coefficient per column they
+    expand to, a finite intercept, and (learned) well-formed trees. Why: a hand-edited or damaged
+    calibration otherwise fails inside the first prediction with a TypeError or KeyError."""
+    if not isinstance(calibration, dict):
+        return f"calibration is {type(calibration).__name__}, expected an object"
+    fits = calibration.get("fits", {})
+    if not isinstance(fits, dict):
+        return "calibration.fits is not an object"
+    selected = calibration.get("selected", "none")
+    if not isinstance(selected, str) or (selected != "none" and selected not in fits):
+        return f"calibration.selected is {selected!r}, not one of its fits"
+    known = _BASE_FEATURES + ("blocks",)
+    for kind, fit in fits.items():
+        where = f"calibration.fits.{kind}"
+        if not isinstance(fit, dict):
+            return f"{where} is not an object"
+        names = fit.get("features")
+        if not isinstance(names, list) or not names or any(n not in known for n in names):
+            return f"{where}.features is {names!r} (expected names from {', '.join(known)})"
+        width = len(_columns(names, n_pos))
+        if not _finite_list(fit.get("coef")) or len(fit["coef"]) != width:
+            return f"{where}.coef is {fit.get('coef')!r} (expected {width} finite numbers)"
+        if not _finite(fit.get("intercept")):
+            return f"{where}.intercept is {fit.get('intercept')!r} (expected a finite number)"
+        if fit.get("trees") is not None and not _trees_ok(fit["trees"]):
+            return f"{where}.trees is malformed"
+    return None
+
+
+def _trees_ok(data: Any) -> bool:
+    if not isinstance(data, dict) or not all(_finite(data.get(k)) for k in
+                                             ("init", "learning_rate", "n_features")):
+        return False
+    trees = data.get("trees")
+    return isinstance(trees, list) and all(
+        isinstance(t, dict) and all(_finite_list(t.get(k)) for k in
+                                    ("feature", "threshold", "left", "right", "value"))
+        and len({len(t[k]) for k in ("feature", "threshold", "left", "right", "value")}) == 1
+        for t in trees)
+
+
 class _LinearPredictor:
     """Shared machinery: features -> intercept + coef . selected feature columns."""
 

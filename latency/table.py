@@ -8,6 +8,7 @@ machine it was measured on. Partial tables are written atomically during a build
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,9 +89,11 @@ def load_table(path: str | os.PathLike) -> LatencyTable:
             raise ValueError(f"{path}: corrupt latency table ({key!r} missing or not a "
                              f"{kind.__name__})")
     for key, value in data["entries"].items():
-        if not isinstance(value, dict) or not isinstance(value.get("ms"), (int, float)) \
-                or not value["ms"] >= 0:
-            raise ValueError(f"{path}: corrupt latency table (entry {key!r} has no valid 'ms')")
+        ms = value.get("ms") if isinstance(value, dict) else None
+        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) \
+                or ms < 0:
+            raise ValueError(f"{path}: corrupt latency table (entry {key!r} has no valid 'ms': "
+                             f"{ms!r}, expected a finite number >= 0)")
     try:
         space = MnasNetSpace.from_dict(data["space"])
     except (TypeError, ValueError) as exc:
@@ -98,6 +101,11 @@ def load_table(path: str | os.PathLike) -> LatencyTable:
     if space.fingerprint != data["space_fingerprint"]:
         raise ValueError(f"{path}: corrupt latency table (space fingerprint does not match its "
                          "space)")
+    from .predictors import check_calibration  # the predictors own the calibration's format
+
+    problem = check_calibration(data.get("calibration") or {}, len(space.base) + 2)
+    if problem is not None:
+        raise ValueError(f"{path}: corrupt latency table ({problem})")
     return LatencyTable(space=data["space"], fingerprint=data["space_fingerprint"],
                         provenance=data["provenance"], entries=data["entries"],
                         samples=list(data.get("samples") or []),

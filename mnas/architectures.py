@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from mnas.search.ranking import Candidate
 
 
+#: Largest width multiplier a reference is built at (mobilenet_v2@1e6 does not fit in memory).
+MAX_WIDTH = 8.0
+
 #: Keys a block string can start with (official and timm forms).
 _BLOCK_KEYS = frozenset({"r", "k", "s", "e", "i", "o", "se", "noskip", "poolskip", "conv", "ir",
                          "ds", "cn"})
@@ -35,6 +38,9 @@ def resolve_arch(text: str | list[str]) -> ArchSpec:
             scale = float(width) if width else 1.0
         except ValueError:
             raise ValueError(f"{text!r}: width after '@' must be a number") from None
+        if scale > MAX_WIDTH:  # (<= 0 and nan: reference_arch's own message)
+            raise ValueError(f"{text!r}: width multiplier must be at most {MAX_WIDTH:g}, got "
+                             f"{width}")
         return reference_arch(name, scale)
     if text.endswith(".json"):
         raise FileNotFoundError(f"{text}: no such file")

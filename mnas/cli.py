@@ -40,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"mnas {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the system refused (a name too long, a full disk): one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mnas {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"mnas {args.command}: interrupted", file=sys.stderr)
         return 130

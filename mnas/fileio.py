@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -74,3 +75,32 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
                 os.unlink(tmp)
             raise
     return path
+
+
+def read_torch_file(path: str | os.PathLike[str], what: str) -> Any:
+    """`torch.load(path, weights_only=True)` on the CPU; a file torch cannot read (truncated,
+    not a checkpoint, holding more than tensors and plain data) is one ValueError naming the file
+    and `what` it should be. torch's own advice to retry with weights_only=False is left out on
+    purpose: that would run code from the file."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for a bad file
+        raise ValueError(f"{path}: cannot read the {what} ({_torch_reason(exc)})") from None
+
+
+def _torch_reason(exc: BaseException) -> str:
+    """The first informative line of a torch.load error, without the weights_only advice."""
+    text = str(exc)
+    if "weights_only" in text or "Weights only" in text:
+        found = re.search(r"GLOBAL (\S+) was not an allowed global", text)
+        if found:
+            return f"it holds {found.group(1)}, and only tensors and plain data are loaded"
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("WeightsUnpickler error:"):
+                return line.split(". ")[0].rstrip(".")
+        return "it holds more than tensors and plain data, which is never loaded"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -14,6 +14,12 @@ from typing import Mapping
 
 import numpy as np
 
+#: The range alpha and beta must lie in. 0 ignores latency; the paper uses -0.07 (soft) and -1
+#: (hard). A positive exponent would reward slower models, and a steeper one lets a child far from
+#: the target dominate every reward (beyond -2, 10x off the target changes a reward over
+#: 100-fold; at -300 rewards reach 1e118 and the controller's weights become NaN).
+EXPONENT_RANGE: tuple[float, float] = (-2.0, 0.0)
+
 #: Named (alpha, beta) pairs from the paper.
 REWARD_PRESETS: Mapping[str, tuple[float, float]] = {
     "soft": (-0.07, -0.07),
@@ -37,12 +43,21 @@ def resolve_weights(preset: str | None = None, alpha: float | None = None,
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value):
                 raise ValueError(f"reward: {name} must be a finite number, got {value!r}")
+            _check_exponent(name, value)
         return float(alpha), float(beta)
     name = "soft" if preset is None else preset
     if name not in REWARD_PRESETS:
         raise ValueError(f"reward: unknown preset {preset!r} (expected one of "
                          f"{', '.join(REWARD_PRESETS)})")
     return REWARD_PRESETS[name]
+
+
+def _check_exponent(name: str, value: float) -> float:
+    lo, hi = EXPONENT_RANGE
+    if not lo <= value <= hi:
+        raise ValueError(f"reward: {name} must be in [{lo:g}, {hi:g}] (0 ignores latency, the "
+                         f"paper uses -0.07 and -1), got {value!r}")
+    return value
 
 
 def _check_number(name: str, value: float, *, positive: bool) -> float:
@@ -62,10 +77,13 @@ def mnas_reward(accuracy: float, latency_ms: float, *, target_ms: float, alpha: 
     acc = _check_number("accuracy", accuracy, positive=False)
     lat = _check_number("latency_ms", latency_ms, positive=True)
     target = _check_number("target_ms", target_ms, positive=True)
-    a = _check_number("alpha", alpha, positive=False)
-    b = _check_number("beta", beta, positive=False)
+    a = _check_exponent("alpha", _check_number("alpha", alpha, positive=False))
+    b = _check_exponent("beta", _check_number("beta", beta, positive=False))
     ratio = lat / target
-    return acc * ratio ** (a if lat <= target else b)
+    try:
+        return acc * ratio ** (a if lat <= target else b)
+    except OverflowError:  # a latency ~1e-150 of the target: not a reward to learn from
+        return math.inf
 
 
 def mnas_reward_many(accuracy: np.ndarray, latency_ms: np.ndarray, *, target_ms: float,
@@ -81,8 +99,8 @@ def mnas_reward_many(accuracy: np.ndarray, latency_ms: np.ndarray, *, target_ms:
     if acc.shape != lat.shape:
         raise ValueError(f"reward: accuracy shape {acc.shape} != latency shape {lat.shape}")
     target = _check_number("target_ms", target_ms, positive=True)
-    a = _check_number("alpha", alpha, positive=False)
-    b = _check_number("beta", beta, positive=False)
+    a = _check_exponent("alpha", _check_number("alpha", alpha, positive=False))
+    b = _check_exponent("beta", _check_number("beta", beta, positive=False))
     bad_acc = ~np.isfinite(acc)
     if bad_acc.any():
         i = int(np.flatnonzero(bad_acc.ravel())[0])
@@ -105,8 +123,9 @@ class RewardSpec:
     beta: float
     failed_reward: float = 0.0
 
-    def score(self, status: str, accuracy: float | None, latency_ms: float) -> float:
-        if status != "ok" or accuracy is None or not math.isfinite(accuracy):
+    def score(self, status: str, accuracy: float | None, latency_ms: float | None) -> float:
+        if status != "ok" or accuracy is None or not math.isfinite(accuracy) \
+                or latency_ms is None:
             return float(self.failed_reward)
         return mnas_reward(accuracy, latency_ms, target_ms=self.target_ms, alpha=self.alpha,
                            beta=self.beta)

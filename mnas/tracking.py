@@ -8,6 +8,7 @@ the hyper-parameters with the best reward (TensorBoard's HParams tab).
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,6 +37,7 @@ class Tracker:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
+            _quiet_writer_thread_errors()
             self._writer = SummaryWriter(str(RunDir(self.run_dir).tensorboard))
 
     def seed(self, records: Sequence[HistoryRecord]) -> None:
@@ -52,7 +54,8 @@ class Tracker:
         w.add_scalar("child/reward", float(record.reward), step)
         if record.accuracy is not None:
             w.add_scalar("child/accuracy", float(record.accuracy), step)
-        w.add_scalar("child/latency_ms", float(record.latency_ms), step)
+        if record.latency_ms is not None:  # None: the predictor gave no usable value
+            w.add_scalar("child/latency_ms", float(record.latency_ms), step)
         if np.isfinite(self._best):
             w.add_scalar("search/best_reward", self._best, step)
 
@@ -80,6 +83,24 @@ class Tracker:
         if self.plot and records:
             plot_pareto(records, RunDir(self.run_dir).plot, target_ms=self.target_ms,
                         references=self.references)
+
+
+def _quiet_writer_thread_errors() -> None:
+    """Drop the traceback TensorBoard's writer thread prints when its write fails (disk full):
+    the same OSError reaches the search at its next TensorBoard call, which reports it in one
+    line; the thread's copy would print a traceback under that line."""
+    previous = threading.excepthook
+    if getattr(previous, "mnas_quiet", False):
+        return
+
+    def hook(args: Any) -> None:
+        if isinstance(args.exc_value, OSError) \
+                and type(args.thread).__module__.startswith("tensorboard."):
+            return
+        previous(args)
+
+    hook.mnas_quiet = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 def _flat_hparams(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

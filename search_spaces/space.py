@@ -111,6 +111,14 @@ class MnasNetSpace:
         _check_each("filter_multipliers", self.filter_multipliers,
                     lambda m: _is_real(m) and 0 < m < math.inf, "a finite number > 0")
         _check_each("layer_deltas", self.layer_deltas, _is_int, "an integer")
+        # a block taken to 0 layers keeps 1 (the paper's -1 on a one-layer block); a delta that
+        # takes even the deepest block below 0 is a typo, not a choice: refused, not clamped
+        deepest = max((b.layers for b in self.base), default=1)
+        for delta in self.layer_deltas:
+            if deepest + delta < 0:
+                raise ValueError(f"search_space.layer_deltas: {delta} is below -{deepest} (the "
+                                 f"deepest base block has {deepest} layers; a block taken to "
+                                 "0 layers keeps 1)")
         for name in ("stem_filters", "stem_stride", "head_filters", "input_size", "num_classes",
                      "width_divisor"):
             value = getattr(self, name)

@@ -36,10 +36,29 @@ def describe_table(arch: ArchSpec, input_size: int, num_classes: int) -> str:
     return "\n".join(lines)
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.input_size < 1 or args.num_classes < 1:
+#: Largest input size a command builds a model for (--input-size 100000 does not fit in memory).
+MAX_INPUT_SIZE = 4096
+
+
+def check_model_size(input_size: int, num_classes: int) -> None:
+    """ValueError unless the input size and class count are positive and buildable."""
+    if input_size < 1 or num_classes < 1:
         raise ValueError("--input-size and --num-classes must be positive")
-    print(describe_table(resolve_arch(args.arch), args.input_size, args.num_classes))
+    if input_size > MAX_INPUT_SIZE:
+        raise ValueError(f"--input-size: at most {MAX_INPUT_SIZE}, got {input_size}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    check_model_size(args.input_size, args.num_classes)
+    arch = resolve_arch(args.arch)
+    try:
+        table = describe_table(arch, args.input_size, args.num_classes)
+    except (MemoryError, RuntimeError) as exc:
+        if not isinstance(exc, MemoryError) and "allocate" not in str(exc):
+            raise
+        raise ValueError(f"{' '.join(args.arch)}: too large to build in this machine's memory "
+                         f"at input {args.input_size}") from None
+    print(table)
     return 0
 
 

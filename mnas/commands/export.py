@@ -95,6 +95,9 @@ def _run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{run_dir}: no such run directory")
     if args.top is not None and args.top < 1:
         raise ValueError(f"--top must be >= 1, got {args.top}")
+    if args.onnx and Path(args.onnx).exists() and not Path(args.onnx).is_dir():
+        raise NotADirectoryError(f"--onnx {args.onnx}: exists and is not a directory (it names "
+                                 "the directory the models are written to)")
     config = load_config(RunDir(run_dir).config)
     history = read_history(RunDir(run_dir).history)
     for warning in history.warnings:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mnas.architectures import resolve_arch
+from mnas.commands.describe import check_model_size
 from mnas.fileio import atomic_write_json
 
 _PROFILER_FLAGS = ("provider", "threads", "runs", "rounds", "warmup", "statistic")
@@ -46,8 +47,7 @@ def _run_measure(args: argparse.Namespace) -> int:
     from latency.build import arch_onnx
     from search_spaces.space import MnasNetSpace
 
-    if args.input_size < 1 or args.num_classes < 1:
-        raise ValueError("--input-size and --num-classes must be positive")
+    check_model_size(args.input_size, args.num_classes)
     arch = resolve_arch(args.arch)
     profiler = make_profiler(_profiler_dict(args))
     space = MnasNetSpace(input_size=args.input_size, num_classes=args.num_classes)
@@ -118,6 +118,8 @@ def _run_validate(args: argparse.Namespace) -> int:
         raise ValueError(f"--samples: need at least 2 architectures, got {args.samples}")
     if args.sweeps < 1:
         raise ValueError(f"--sweeps: expected an integer >= 1, got {args.sweeps}")
+    if args.json:  # checked before minutes of measuring, not after
+        _check_output_file(Path(args.json))
     table = load_table(path)
     table.check_space(config.space)
     prov = table.provenance
@@ -138,6 +140,21 @@ def _run_validate(args: argparse.Namespace) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(args.json, result)
     return 0
+
+
+def _check_output_file(path: Path) -> None:
+    """ValueError unless `path` can be written as a file: its directory exists (or is created
+    now) and is writable, and `path` itself is not a directory."""
+    if path.is_dir():
+        raise IsADirectoryError(f"--json {path}: is a directory (it names the output file)")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--json {path}: cannot create {parent} "
+                         f"({exc.strerror or type(exc).__name__})") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--json {path}: {parent} is not writable")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -65,9 +65,10 @@ def _config_source(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mnas.search.rundir import check_run_dir, default_run_dir, is_disk_error, prepare_run_dir
-    from mnas.search.runner import (check_inputs, create_executor, create_predictor,
-                                    create_search, load_for_run)
+    from mnas.search.rundir import (check_run_dir, default_run_dir, is_disk_error,
+                                    prepare_run_dir, release)
+    from mnas.search.runner import (check_inputs, create_controller_and_reward, create_executor,
+                                    create_predictor, create_search, load_for_run)
 
     if args.resume and args.run_dir is None:
         raise ValueError("--resume needs --run-dir DIR (the run directory to continue)")
@@ -81,11 +82,16 @@ def run(args: argparse.Namespace) -> int:
     check_run_dir(config, run_dir, resume=args.resume, force=args.force)
     # every input is checked before the run dir is written: a typo leaves nothing behind
     predictor = create_predictor(config, source)
-    prepare_run_dir(config, run_dir, resume=args.resume, force=args.force)
+    try:
+        built = create_controller_and_reward(config, predictor)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+    lock = prepare_run_dir(config, run_dir, resume=args.resume, force=args.force)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     search = executor = None
     try:
-        search = create_search(config, run_dir, resume=args.resume, predictor=predictor)
+        search = create_search(config, run_dir, resume=args.resume, predictor=predictor,
+                               controller_and_reward=built)
         print(f"run directory: {run_dir}", file=sys.stderr, flush=True)
         if args.resume:
             print(f"resuming: {len(search.records)} children recorded, {search.in_flight} to "
@@ -95,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         start = time.perf_counter()
         executor = create_executor(config, local=args.local)
+        # ray.init installs its own SIGTERM handler (exit 15, no resume hint): ours again
+        signal.signal(signal.SIGTERM, _raise_terminated)
         if args.local and config.ray.child_timeout_s is not None:
             print(f"note: --local trains in this process, so ray.child_timeout_s "
                   f"({config.ray.child_timeout_s:g} s) does not apply; only "
@@ -134,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
                 shutdown_ray()
         if search is not None:
             _close_quietly(search)
+        release(lock)
         signal.signal(signal.SIGTERM, previous)
 
 

@@ -7,6 +7,7 @@ Uses the experiment config's `child_training` section (the same TrainConfig the 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -20,8 +21,7 @@ def _load_configs(path: str, stem_stride: int | None,
                   progress: bool = True) -> tuple[TrainConfig, int | None]:
     """The `child_training` section as a TrainConfig and the stem stride the config's search
     space names (None when it names none)."""
-    import yaml
-
+    from mnas.config.safe_yaml import safe_load
     from mnas.config.schema import load_config
     from mnas.search.runner import check_inputs
     config = load_config(path)
@@ -29,7 +29,7 @@ def _load_configs(path: str, stem_stride: int | None,
         check_inputs(config, progress=progress)  # before DIR is created: a typo leaves nothing
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    raw = safe_load(Path(path).read_text(encoding="utf-8")) or {}  # load_config read it: valid
     space = raw.get("search_space") if isinstance(raw, dict) else None
     if stem_stride is None and isinstance(space, dict) and "stem_stride" in space:
         stem_stride = config.space.stem_stride
@@ -45,8 +45,8 @@ def _run(args: argparse.Namespace) -> int:
     if is_export and args.stem_stride is None:
         stem_stride = None  # an export file carries its own stem stride
     if args.epochs is not None:
-        if args.epochs <= 0:
-            raise ValueError(f"--epochs: expected a number > 0, got {args.epochs}")
+        if not math.isfinite(args.epochs) or args.epochs <= 0:
+            raise ValueError(f"--epochs: expected a finite number > 0, got {args.epochs}")
         config = replace(config, epochs=float(args.epochs), steps=None)
     arch = resolve_arch(args.arch)
     if stem_stride is not None:
@@ -54,6 +54,9 @@ def _run(args: argparse.Namespace) -> int:
     name = re.sub(r"[^A-Za-z0-9_.@-]+", "-", args.arch[0])[:40] if len(args.arch) == 1 \
         else "blocks"
     out = Path(args.out) if args.out else Path("runs") / f"train-{Path(name).stem}"
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out}: exists and is not a directory (it names the "
+                                 "output directory)")
     result = train_full(arch, config, out, resume=args.resume, progress=not args.quiet)
     acc = result["accuracy"]
     print(f"{result['status']}: val accuracy {acc if acc is None else f'{acc:.4f}'} after "

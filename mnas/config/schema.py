@@ -25,9 +25,10 @@ import yaml
 
 from latency import BUILTIN_PREDICTORS
 from mnas.config.loader import apply_overrides, dataclass_from_data, to_plain
+from mnas.config.safe_yaml import safe_load
 from mnas.fileio import atomic_write_text
 from mnas.reward import resolve_weights
-from mnas.training.trainer import TrainConfig
+from mnas.training.trainer import MAX_SEED, TrainConfig
 from search_spaces.space import MnasNetSpace
 
 #: The bundled quickstart experiment (what `make search` runs) when working from a checkout.
@@ -43,12 +44,20 @@ PATH_KEYS: tuple[str, ...] = ("child_training.data.path", "child_training.data.v
 SEARCH_RESUME_MUTABLE: tuple[str, ...] = ("name", "budget.children", "ray", "output",
                                           "child_training.data.cache_dir")
 
+#: `name` + "-YYYYmmdd-HHMMSS" must fit a file name (255 bytes on common file systems).
+MAX_NAME_BYTES = 200
+#: Larger controllers do not fit in memory (hidden_size 1e8 is 8e16 weights).
+MAX_HIDDEN_SIZE = 4096
 _DOTTED = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
 def _check(ok: bool, key: str, expected: str, value: object) -> None:
     if not ok:
         raise ValueError(f"{key}: expected {expected}, got {value!r}")
+
+
+def _int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _num(value: object) -> bool:
@@ -93,6 +102,9 @@ class ControllerConfig:
         for key in ("hidden_size", "ppo_epochs", "max_tries"):
             value = getattr(self, key)
             _check(_num(value) and value > 0, f"controller.{key}", "an integer > 0", value)
+        _check(self.hidden_size <= MAX_HIDDEN_SIZE, "controller.hidden_size",
+               f"an integer <= {MAX_HIDDEN_SIZE} (the LSTM has 8 x hidden_size^2 weights)",
+               self.hidden_size)
         for key in ("lr", "temperature", "ppo_clip"):
             value = getattr(self, key)
             _check(_num(value) and value > 0, f"controller.{key}", "a number > 0", value)
@@ -223,8 +235,12 @@ class ExperimentConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def __post_init__(self) -> None:
-        _check(bool(self.name) and "/" not in self.name and self.name not in (".", ".."), "name",
-               "a non-empty name without '/'", self.name)
+        _check(bool(self.name) and "/" not in self.name and self.name not in (".", "..")
+               and self.name.isprintable() and len(self.name.encode()) <= MAX_NAME_BYTES, "name",
+               f"a non-empty name without '/' or control characters, at most "
+               f"{MAX_NAME_BYTES} bytes (it names the run directory)", self.name)
+        _check(_int(self.seed) and 0 <= self.seed <= MAX_SEED, "seed",
+               f"an integer in [0, {MAX_SEED}]", self.seed)
         try:
             space = MnasNetSpace.from_dict(self.search_space)
         except (TypeError, AttributeError) as exc:
@@ -247,9 +263,11 @@ def parse_overrides(items: Iterable[str]) -> list[tuple[str, Any]]:
         if not sep or not key.strip():
             raise ValueError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. budget.children=20")
         try:
-            value = yaml.safe_load(text)
+            value = safe_load(text)
         except yaml.YAMLError:
             raise ValueError(f"--set {item!r}: the value is not valid YAML") from None
+        except ValueError as exc:
+            raise ValueError(f"--set {key.strip()}: {exc}") from None
         parsed.append((key.strip(), value))
     return parsed
 
@@ -283,7 +301,11 @@ def load_config(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> 
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such experiment config")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load(path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # over a size or depth limit (UnicodeDecodeError: below)
+        if isinstance(exc, UnicodeDecodeError):
+            raise ValueError(f"{path}: not a UTF-8 text file") from None
+        raise ValueError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

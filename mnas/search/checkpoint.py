@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from mnas.fileio import atomic_torch_save
+from mnas.fileio import atomic_torch_save, read_torch_file
 from mnas.search.rundir import RunDir
 
 FORMAT_VERSION = 1
@@ -72,12 +72,19 @@ def load_checkpoint(run_dir: str | os.PathLike[str]) -> CheckpointState | None:
     path = RunDir(run_dir).checkpoint
     if not path.exists():
         return None
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a bad file
-        raise ValueError(f"{path}: cannot read the controller checkpoint ({exc})") from exc
+    data = read_torch_file(path, "controller checkpoint")
     if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
         raise ValueError(f"{path}: not an mnas controller checkpoint (version {FORMAT_VERSION})")
-    return CheckpointState(controller=data["controller"], next_index=int(data["next_index"]),
-                           updates=int(data["updates"]), in_flight=list(data["in_flight"]),
+    for key, kind in _FIELDS.items():
+        if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
+            raise ValueError(f"{path}: corrupt controller checkpoint ({key!r} missing or not "
+                             f"{kind.__name__})")
+    return CheckpointState(controller=data["controller"], next_index=data["next_index"],
+                           updates=data["updates"], in_flight=list(data["in_flight"]),
                            pending=list(data["pending"]))
+
+
+#: What every checkpoint holds, with its type (checked on load: a damaged or hand-made file
+#: is one line, not a KeyError).
+_FIELDS: dict[str, type] = {"controller": dict, "next_index": int, "updates": int,
+                            "in_flight": list, "pending": list}

@@ -6,12 +6,13 @@ back the same `Outcome`, so the loop cannot tell them apart.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import time
 import traceback
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 #: Default child trainer, by dotted path so worker processes import it themselves.
 DEFAULT_TRAINER = "mnas.training.trainer:train_child"
@@ -71,25 +72,87 @@ def resolve_trainer(trainer: str | Trainer | None) -> Trainer:
     return getattr(importlib.import_module(module), name)
 
 
+#: Marks of an allocation that failed (Python, numpy, torch's CPU allocator).
+_OOM_TEXT = ("MemoryError", "can't allocate memory", "out of memory", "Cannot allocate memory")
+#: Share of the memory available when a `--local` child starts that it may take (see
+#: `memory_bounded`): the rest is left to the driver and the machine.
+LOCAL_MEMORY_SHARE = 0.8
+
+
+def oom_reason(detail: str) -> str:
+    """The error text of a child that ran out of memory: always starts with "oom"."""
+    return f"oom: the child ran out of memory ({detail})"
+
+
+def _mark_oom(result: dict[str, Any]) -> dict[str, Any]:
+    error = result.get("error")
+    if result.get("status") == "failed" and isinstance(error, str) \
+            and not error.startswith("oom") and any(t in error for t in _OOM_TEXT):
+        result["error"] = oom_reason(error.splitlines()[0][:200])
+    return result
+
+
 def run_child(trainer: Trainer, arch: Any, train_config: Any,
               num_classes: int | None) -> dict[str, Any]:
     """Train one child and return its result as a dict; an exception becomes status "failed"
-    (a broken architecture must not stop a search). ValueError / FileNotFoundError are bad
-    configuration or data (every child would fail alike): they propagate and stop the search."""
+    (a broken architecture must not stop a search), an allocation that failed "failed" with an
+    error starting "oom". ValueError / FileNotFoundError are bad configuration or data (every
+    child would fail alike): they propagate and stop the search."""
     try:
         result = trainer(arch, train_config, num_classes=num_classes)
-        return dict(result.to_dict() if hasattr(result, "to_dict") else result)
+        return _mark_oom(dict(result.to_dict() if hasattr(result, "to_dict") else result))
     except FATAL_ERRORS:
         raise
     except Exception as exc:  # noqa: BLE001 - reported in the history, search goes on
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return failure_result("failed", last)
+        return _mark_oom(failure_result("failed", last))
+
+
+def _meminfo_bytes(path: str, key: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+@contextlib.contextmanager
+def memory_bounded(share: float = LOCAL_MEMORY_SHARE) -> Iterator[None]:
+    """Cap this process's address space (soft RLIMIT_AS) at its current size plus `share` of
+    the memory available now, for the block. Why: a `--local` child trains in the driver, and a
+    child too big for the machine otherwise grows until the kernel's OOM killer ends the whole
+    search (exit 137, the child in flight forever); under the cap its allocation fails instead,
+    and the child is recorded failed ("oom"). A no-op where /proc or RLIMIT_AS is missing."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        yield
+        return
+    available = _meminfo_bytes("/proc/meminfo", "MemAvailable")
+    size = _meminfo_bytes("/proc/self/status", "VmSize")
+    if available is None or size is None:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = size + int(available * share)
+    for bound in (soft, hard):
+        if bound != resource.RLIM_INFINITY:
+            limit = min(limit, bound)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 class LocalExecutor:
     """Trains children one by one in this process when the loop waits: no parallelism, no
     timeouts beyond the trainer's own `time_limit_s`, no retries (an exception is a failed
-    child), no Ray start-up."""
+    child), no Ray start-up. Each child's memory is bounded (`memory_bounded`), so one too big
+    for the machine fails alone ("oom") instead of getting the driver killed."""
 
     capacity = 1
 
@@ -108,7 +171,8 @@ class LocalExecutor:
             raise RuntimeError("wait() with nothing submitted")
         trial = self._queue.popleft()
         start = time.perf_counter()
-        result = run_child(self.trainer, trial.spec, self.train_config, self.num_classes)
+        with memory_bounded():
+            result = run_child(self.trainer, trial.spec, self.train_config, self.num_classes)
         return [(trial, Outcome(result, "local", 1, time.perf_counter() - start))]
 
     def shutdown(self) -> None:

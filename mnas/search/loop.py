@@ -15,6 +15,9 @@ longest first, so the run does not end with one worker busy and the rest idle.
 """
 from __future__ import annotations
 
+import math
+import numbers
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,13 +62,18 @@ class Search:
 
     def __init__(self, run_dir: str | Path, *, space: Any, controller: Controller,
                  latency: Callable[[ArchSpec], float], reward: RewardSpec, children: int,
-                 batch: int, resume: bool = False, tracker: Any = None) -> None:
+                 batch: int, resume: bool = False, tracker: Any = None,
+                 latency_name: str | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
         if children < 1 or batch < 1:
             raise ValueError(f"budget: children and batch must be >= 1, got {children}, {batch}")
         self.run_dir = Path(run_dir)
         self.space, self.controller, self.reward = space, controller, reward
         self._latency_fn = latency
-        self._latency_memo: dict[tuple[str, ...], float] = {}
+        self._latency_name = latency_name or getattr(latency, "__qualname__", repr(latency))
+        self._latency_memo: dict[tuple[str, ...], float | str] = {}
+        self.log = log if log is not None else _log_stderr
+        self.skipped_updates = 0
         self.children, self.batch, self.tracker = children, batch, tracker
         self.records: list[HistoryRecord] = []
         self._best: Candidate | None = None
@@ -106,8 +114,31 @@ class Search:
         return self.children - len(self.records) - len(self._in_flight) + len(self._requeue)
 
     def latency(self, spec: ArchSpec, key: tuple[str, ...]) -> float:
+        """Predicted latency (ms) of a child; ValueError naming the predictor and the value when
+        it is not a finite number > 0 or the predictor raised (see `latency_error`)."""
+        value = self._predict(spec, key)
+        if isinstance(value, str):
+            raise ValueError(value)
+        return value
+
+    def latency_error(self, spec: ArchSpec, key: tuple[str, ...]) -> str | None:
+        """Why this child's latency cannot be used (None when it can)."""
+        value = self._predict(spec, key)
+        return value if isinstance(value, str) else None
+
+    def _predict(self, spec: ArchSpec, key: tuple[str, ...]) -> float | str:
+        """The memoised prediction, or the error text for an unusable one: a search asks the
+        predictor once per architecture, before the child is trained."""
         if key not in self._latency_memo:
-            self._latency_memo[key] = float(self._latency_fn(spec))
+            name = self._latency_name
+            try:
+                value = self._latency_fn(spec)
+            except Exception as exc:  # noqa: BLE001 - user predictors: the child fails, not us
+                text = str(exc).splitlines()[0] if str(exc) else ""
+                self._latency_memo[key] = (f"latency: predictor {name!r} raised "
+                                           f"{type(exc).__name__}: {text}")
+            else:
+                self._latency_memo[key] = _checked_latency(value, name)
         return self._latency_memo[key]
 
     # -- ask / tell ---------------------------------------------------------------------------
@@ -125,7 +156,12 @@ class Search:
             self._checkpoint()  # in flight before anything about them can reach the history
         to_run = []
         for trial in trials + new:
-            if trial.arch in self._cache:
+            error = self.latency_error(trial.spec, trial.arch)
+            if error is not None and trial.arch not in self._cache:
+                # priced before training: a child without a usable latency is never trained
+                self._cache[trial.arch] = _latency_failure(error)
+                self._finish(trial, dict(self._cache[trial.arch]), cached=False)
+            elif trial.arch in self._cache:
                 self._finish(trial, dict(self._cache[trial.arch]), cached=True)
             elif trial.arch in self._running:
                 self._waiting.setdefault(trial.arch, []).append(trial)
@@ -154,7 +190,8 @@ class Search:
         return trial
 
     def _finish(self, trial: Trial, fields_: dict[str, Any], *, cached: bool) -> HistoryRecord:
-        latency = self.latency(trial.spec, trial.arch)
+        latency = self._predict(trial.spec, trial.arch)
+        latency = None if isinstance(latency, str) else latency
         reward = self.reward.score(fields_["status"], fields_.get("accuracy"), latency)
         if cached:
             fields_.update(train_time_s=0.0, wall_time_s=0.0, worker=None, attempts=0)
@@ -179,8 +216,20 @@ class Search:
         if len(self._pending) < self.batch:
             return None
         batch, self._pending = self._pending[:self.batch], self._pending[self.batch:]
-        stats = dict(self.controller.update([t.sample for t, _ in batch], [r for _, r in batch]))
+        rewards = [r for _, r in batch]
+        if all(math.isfinite(r) for r in rewards):
+            stats = dict(self.controller.update([t.sample for t, _ in batch], rewards))
+        else:
+            stats = {"skipped": 1.0, "skip_reason": "non-finite reward"}
         self.updates += 1
+        if stats.get("skipped"):
+            # the controller kept its weights (never non-finite ones): say so, go on
+            self.skipped_updates += 1
+            self.log(f"mnas search: warning: controller update {self.updates} skipped "
+                     f"({stats.get('skip_reason', 'non-finite update')}; rewards "
+                     f"{min(rewards):.3g} to {max(rewards):.3g}); the controller keeps its "
+                     f"previous weights")
+            stats["skipped_total"] = float(self.skipped_updates)
         return stats, batch
 
     # -- persistence --------------------------------------------------------------------------
@@ -282,6 +331,27 @@ class Search:
             self._tail.sort(key=lambda t: -self.latency(t.spec, t.arch))
         out, self._tail = self._tail[:free], self._tail[free:]
         return out + self.ask(free - len(out)) if len(out) < free else out
+
+
+def _log_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _checked_latency(value: Any, name: str) -> float | str:
+    """`value` as milliseconds, or the error text when it is not a finite number > 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.ndarray)) \
+            or (isinstance(value, np.ndarray) and value.size != 1):
+        return f"latency: predictor {name!r} returned {value!r}, not a number of milliseconds"
+    ms = float(value)
+    if not math.isfinite(ms) or ms <= 0:
+        return f"latency: predictor {name!r} returned {ms!r} ms (expected a finite number > 0)"
+    return ms
+
+
+def _latency_failure(error: str) -> dict[str, Any]:
+    """The result fields of a child refused for its latency (it was not trained)."""
+    return {"status": "failed", "accuracy": None, "params": None, "macs": None, "error": error,
+            "train_time_s": None, "wall_time_s": 0.0, "worker": None, "attempts": 0}
 
 
 def _trial_dict(trial: Trial) -> dict[str, Any]:

@@ -28,7 +28,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from mnas.search.executor import FATAL_ERRORS, Outcome, Trainer, resolve_trainer, run_child
+from mnas.search.executor import (FATAL_ERRORS, Outcome, Trainer, oom_reason, resolve_trainer,
+                                  run_child)
 from mnas.training.device import ray_assigned_device
 
 OBJECT_STORE_BYTES = 200 * 1024 ** 2
@@ -224,12 +225,18 @@ class RayExecutor:
         try:
             result = self._get(ref)
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                ray.exceptions.ObjectLostError, ray.exceptions.NodeDiedError) as exc:
+                ray.exceptions.ObjectLostError, ray.exceptions.NodeDiedError,
+                ray.exceptions.OutOfMemoryError) as exc:
+            # Ray's memory monitor kills the worker of a child that outgrows the node
+            # (OutOfMemoryError): retried like any dead worker, then recorded, never fatal
             self._drop_actor(entry.slot)
             if entry.attempts <= self.retries:
                 self._queue.appendleft((entry.trial, entry.attempts + 1, entry.dispatched))
                 return []
             error = f"worker died {entry.attempts} times ({type(exc).__name__})"
+            if isinstance(exc, ray.exceptions.OutOfMemoryError):
+                error = oom_reason(f"killed by Ray's memory monitor on each of "
+                                   f"{entry.attempts} attempts")
             return [(entry.trial, Outcome.failure("failed", error, worker="-",
                                                   attempts=entry.attempts,
                                                   wall_time_s=self._since(entry.dispatched)))]

@@ -8,6 +8,7 @@ one directory to one search.
   controller.pt    the controller checkpoint (atomic; weights_only)
   tb/              TensorBoard events (output.tensorboard)
   pareto.png       accuracy vs latency of the children (output.plot)
+  .lock            held (flock) by the search running in it; holds its PID
 ```
 
 Commands and library code name these files through `RunDir`, never by literal.
@@ -15,11 +16,13 @@ Commands and library code name these files through `RunDir`, never by literal.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from mnas.config.schema import ExperimentConfig, fingerprint_diff, load_config, save_config
 
@@ -28,6 +31,7 @@ HISTORY_NAME = "history.jsonl"
 CHECKPOINT_NAME = "controller.pt"
 TB_DIR = "tb"
 PLOT_NAME = "pareto.png"
+LOCK_NAME = ".lock"
 
 #: A fresh or resumed search refuses to start with less free space than this in the run dir.
 MIN_FREE_BYTES = 16 * 1024 ** 2
@@ -62,6 +66,10 @@ class RunDir:
     def plot(self) -> Path:
         return self.path / PLOT_NAME
 
+    @property
+    def lock(self) -> Path:
+        return self.path / LOCK_NAME
+
 
 def default_run_dir(config: ExperimentConfig) -> Path:
     """`<output.dir>/<name>-<UTC timestamp>` (a new directory per run)."""
@@ -92,14 +100,17 @@ def check_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool,
 
 
 def prepare_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool,
-                    force: bool = False) -> None:
-    """Create or check the run dir and write the resolved config.yaml.
+                    force: bool = False) -> IO[str]:
+    """Create or check the run dir, take its lock (`lock_run_dir`) and write the resolved
+    config.yaml; returns the lock (give it to `release` at the end).
 
     A fresh search refuses a dir that already holds a history (that would mix two searches);
     a resume refuses a config that differs beyond `SEARCH_RESUME_MUTABLE` unless `force`; a dir
-    that cannot be written, or a nearly full disk, is refused before any child trains."""
+    that cannot be written, or a nearly full disk, is refused before any child trains, and a run
+    dir this call created is removed again when it is refused."""
     check_run_dir(config, run_dir, resume=resume, force=force)
     saved = RunDir(run_dir).config
+    created = not resume and not run_dir.exists()
     if not resume:
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -109,12 +120,94 @@ def prepare_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool,
         except OSError as exc:
             raise ValueError(f"{run_dir}: cannot create the run directory "
                              f"({exc.strerror or exc})") from None
-    check_writable(run_dir)
+    lock = None
     try:
-        save_config(config, saved)
+        lock = lock_run_dir(run_dir)
+        check_run_dir(config, run_dir, resume=resume, force=force)  # again, under the lock
+        check_writable(run_dir)
+        try:
+            save_config(config, saved)
+        except OSError as exc:
+            raise ValueError(f"{saved}: cannot write the run's config ({exc.strerror or exc})") \
+                from None
+    except BaseException:
+        release(lock)
+        if created:
+            _remove_new_run_dir(run_dir)
+        raise
+    return lock
+
+
+def _remove_new_run_dir(run_dir: Path) -> None:
+    """Undo a run dir this process created and nothing was recorded in (a refused start)."""
+    for path in (RunDir(run_dir).config, RunDir(run_dir).lock):
+        try:
+            path.unlink()
+        except OSError:
+            pass
+    try:
+        run_dir.rmdir()  # only if empty: never remove anything else
+    except OSError:
+        pass
+
+
+# -- one search per run directory ------------------------------------------------------------------
+# Two searches writing one history would record every index twice, so the second is refused with
+# one line naming the holder's PID. `fcntl.flock` is released by the kernel when the holding
+# process dies, however it dies, so a SIGKILLed run never blocks its own resume. A process forked
+# by the search closes its inherited copy at once: the lock lives exactly as long as the search.
+_HELD: list[IO[str]] = []
+
+
+def lock_run_dir(run_dir: str | os.PathLike[str]) -> IO[str]:
+    """Take the run dir's lock (non-blocking) and write our PID into it; ValueError naming the
+    holder's PID when another process holds it. Keep the handle open for the run."""
+    path = RunDir(run_dir).lock
+    try:
+        handle = open(path, "a+", encoding="utf-8")  # not "w": the holder's PID stays readable
     except OSError as exc:
-        raise ValueError(f"{saved}: cannot write the run's config ({exc.strerror or exc})") \
-            from None
+        raise ValueError(f"{path}: cannot create the run directory's lock file "
+                         f"({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ValueError(f"{run_dir}: another search is running in this run directory (pid "
+                         f"{holder}); wait for it or stop it, then resume") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    _HELD.append(handle)
+    return handle
+
+
+def release(handle: IO[str] | None) -> None:
+    """Release a lock taken by `lock_run_dir` (the file stays: removing it would race)."""
+    if handle is None:
+        return
+    if handle in _HELD:
+        _HELD.remove(handle)
+    if not handle.closed:
+        handle.close()
+
+
+def _close_inherited() -> None:
+    """In a forked child: drop the copies of our lock descriptors (closing a copy does not
+    unlock; the parent keeps the lock, and a child outliving a killed parent does not hold it)."""
+    for handle in _HELD:
+        try:  # point the descriptor at /dev/null: the file object may close it later
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, handle.fileno())
+            os.close(null)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited)
 
 
 def check_writable(run_dir: Path, min_free: int = MIN_FREE_BYTES) -> None:

@@ -100,10 +100,13 @@ def create_controller_and_reward(config: ExperimentConfig,
 
 
 def create_search(config: ExperimentConfig, run_dir: Path, *, resume: bool,
-                  predictor: Any = None) -> Search:
+                  predictor: Any = None,
+                  controller_and_reward: tuple[Any, RewardSpec] | None = None) -> Search:
+    """`controller_and_reward`: built beforehand by `create_controller_and_reward` (`mnas
+    search` builds them before it writes the run dir: a value they refuse leaves nothing)."""
     space = config.space
     predictor = predictor if predictor is not None else create_predictor(config)
-    controller, reward = create_controller_and_reward(config, predictor)
+    controller, reward = controller_and_reward or create_controller_and_reward(config, predictor)
     tracker = None
     if config.output.tensorboard or config.output.plot:
         from mnas.config.schema import config_to_dict
@@ -115,8 +118,9 @@ def create_search(config: ExperimentConfig, run_dir: Path, *, resume: bool,
                           hparams={k: v for k, v in config_to_dict(config).items()
                                    if k in ("controller", "reward", "budget", "seed")})
     return Search(run_dir, space=space, controller=controller, latency=predictor.predict,
-                  reward=reward, children=config.budget.children, batch=config.budget.batch,
-                  resume=resume, tracker=tracker)
+                  latency_name=config.latency.predictor, reward=reward,
+                  children=config.budget.children, batch=config.budget.batch, resume=resume,
+                  tracker=tracker)
 
 
 def create_executor(config: ExperimentConfig, *, local: bool = False,

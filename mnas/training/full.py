@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from mnas.fileio import atomic_torch_save, atomic_write_json
+from mnas.fileio import atomic_torch_save, atomic_write_json, read_torch_file
 from mnas.training.data import load_dataset
 from mnas.training.trainer import Trainer, TrainConfig, torch_threads
 from search_spaces import ArchSpec, build_model, count_macs, count_params, encode_arch
@@ -37,8 +37,14 @@ def _tensorboard_writer(path: Path) -> Any:
 
 
 def _resume(trainer: Trainer, ckpt: Path, arch: ArchSpec, config: TrainConfig) -> list[dict]:
-    state = torch.load(ckpt, weights_only=True, map_location="cpu")
-    meta = json.loads(state["meta"])
+    state = read_torch_file(ckpt, "training checkpoint")
+    try:
+        meta = json.loads(state["meta"])
+        meta["blocks"], meta["stem_stride"], meta["config"], meta["history"]  # noqa: B018
+    except (TypeError, KeyError, ValueError):
+        raise ValueError(f"{ckpt}: not an mnas training checkpoint (no valid 'meta')") from None
+    if not isinstance(state.get("trainer"), dict) or not isinstance(meta["config"], dict):
+        raise ValueError(f"{ckpt}: not an mnas training checkpoint")
     if meta["blocks"] != list(encode_arch(arch)) or meta["stem_stride"] != arch.stem_stride:
         raise ValueError(f"{ckpt}: checkpoint is for a different architecture "
                          f"({' '.join(meta['blocks'])}, stem stride {meta['stem_stride']})")
@@ -49,7 +55,11 @@ def _resume(trainer: Trainer, ckpt: Path, arch: ArchSpec, config: TrainConfig) -
         raise ValueError(f"{ckpt}: child_training.{changed[0]} differs from the checkpointed "
                          f"run (only {', '.join(TRAIN_RESUME_MUTABLE)} may change on "
                          "--resume)")
-    trainer.load_state_dict(state["trainer"])
+    try:
+        trainer.load_state_dict(state["trainer"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{ckpt}: the checkpoint's trainer state does not load "
+                         f"({type(exc).__name__})") from None
     return list(meta["history"])
 
 

@@ -30,6 +30,10 @@ CHANNELS_LAST = ("auto", "on", "off")
 STATUSES = ("ok", "diverged", "failed", "timeout")
 
 
+#: Largest seed torch's generators take (signed 64-bit, less the +1 of the evaluation stream).
+MAX_SEED = 2 ** 63 - 2
+
+
 def _fail(name: str, expected: str, value: object) -> None:
     raise ValueError(f"child_training.{name}: {expected}, got {value!r}")
 
@@ -39,7 +43,9 @@ def _is_int(value: object) -> bool:
 
 
 def _is_num(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (inf and nan are never a usable setting)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -116,8 +122,8 @@ class TrainConfig:
         for name in ("nesterov", "augment"):
             if not isinstance(getattr(self, name), bool):
                 _fail(name, "must be true or false", getattr(self, name))
-        if not _is_int(self.seed):
-            _fail("seed", "must be an integer", self.seed)
+        if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
+            _fail("seed", f"must be an integer in [0, {MAX_SEED}]", self.seed)
         if not _is_int(self.threads) or self.threads < 0:
             _fail("threads", "must be an integer >= 0 (0 = torch default)", self.threads)
 
