@@ -6,6 +6,7 @@ head), so `predict_many` is one numpy gather, sum and dot product after the firs
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable, Sequence
 
 import numpy as np

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from controllers.base import Controller, Sample
 from search_spaces.blockstrings import encode_arch
 from search_spaces.specs import ArchSpec

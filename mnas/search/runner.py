@@ -71,16 +71,19 @@ def create_predictor(config: ExperimentConfig,
 
 def reference_latencies(predictor: Any, config: ExperimentConfig) -> list[tuple[str, float]]:
     """Predicted latency of the reference networks, where the predictor can price them (a
-    lookup table built for another space cannot: those are skipped)."""
+    lookup table built for another space cannot, a custom predictor may fail or return no
+    usable number: those are skipped; they only mark the plot)."""
     from search_spaces.reference import reference_arch
 
     out = []
     for name in REFERENCES:
         try:
             arch = reference_arch(name, stem_stride=config.space.stem_stride)
-            out.append((name, float(predictor.predict(arch))))
-        except (ValueError, KeyError, TypeError):
+            ms = float(predictor.predict(arch))
+        except Exception:  # noqa: BLE001 - user predictors; the search checks every child's
             continue
+        if math.isfinite(ms) and ms > 0:
+            out.append((name, ms))
     return out
 
 

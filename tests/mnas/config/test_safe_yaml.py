@@ -8,7 +8,6 @@ import pytest
 import yaml
 
 from mnas.cli import main
-from mnas.config.safe_yaml import MAX_NODES, safe_load
 
 TINY = (Path(__file__).parents[1] / "search" / "tiny_search.yaml").read_text()
 
@@ -82,6 +81,8 @@ def test_yaml_nested_ten_thousand_deep_is_one_line(tmp_path: Path,
 
 
 def test_limits_leave_ordinary_yaml_alone() -> None:
+    from mnas.config.safe_yaml import MAX_NODES, safe_load
+
     text = "base: &b {kernel: 3, stride: 1}\nblocks: [*b, *b, *b]\n"
     assert safe_load(text) == yaml.safe_load(text)
     assert safe_load("") is None and safe_load("# only a comment\n") is None

@@ -103,7 +103,7 @@ def test_a_killed_run_never_blocks_its_own_resume(tmp_path: Path,
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     assert search(config, "--run-dir", run_dir, "--resume") == 0
-    assert [r["index"] for r in load_history(run_dir / "history.jsonl")] == list(range(4))
+    assert [r.index for r in load_history(run_dir / "history.jsonl")] == list(range(4))
 
 
 @pytest.mark.slow
@@ -124,7 +124,7 @@ def test_two_searches_at_once_record_the_budget_once(tmp_path: Path, resume: boo
     assert codes == [0, 2], results
     refused = next(err for code, err in results if code == 2)
     assert "another search is running" in refused and "pid " in refused
-    indexes = [r["index"] for r in load_history(run_dir / "history.jsonl")]
+    indexes = [r.index for r in load_history(run_dir / "history.jsonl")]
     assert indexes == list(range(8))
 
 
@@ -167,11 +167,11 @@ def test_local_child_out_of_memory_is_recorded_and_the_search_goes_on(
     run_dir = tmp_path / "run"
     assert search(config, "--run-dir", run_dir) == 0
     records = load_history(run_dir / "history.jsonl")
-    hungry = [r for r in records if r["arch"][0].split("_")[1] == "k5"]
+    hungry = [r for r in records if r.arch[0].split("_")[1] == "k5"]
     assert len(records) == 6 and hungry, records
-    trained = [r for r in hungry if not r["cached"]]
-    assert all(r["status"] == "failed" and r["error"].startswith("oom") for r in trained)
-    assert all(r["status"] == "ok" for r in records if r not in hungry)
+    trained = [r for r in hungry if not r.cached]
+    assert all(r.status == "failed" and r.error.startswith("oom") for r in trained)
+    assert all(r.status == "ok" for r in records if r not in hungry)
     before = len(calls)
     assert search(config, "--run-dir", run_dir, "--resume", "--set", "budget.children=12") == 0
     again = [a for a in calls[before:] if "k5" in a[0]]
@@ -223,9 +223,9 @@ def test_ray_child_out_of_memory_is_recorded_failed_and_the_search_goes_on(tmp_p
         executor.shutdown()
         shutdown_ray()
     records = load_history(tmp_path / "run" / "history.jsonl")
-    hungry = [r for r in records if "_k5_" in r["arch"][0] and not r["cached"]]
+    hungry = [r for r in records if "_k5_" in r.arch[0] and not r.cached]
     assert len(records) == 6 and hungry
-    assert all(r["status"] == "failed" and r["error"].startswith("oom") and r["attempts"] == 2
+    assert all(r.status == "failed" and r.error.startswith("oom") and r.attempts == 2
                for r in hungry)
 
 
@@ -276,12 +276,12 @@ def test_an_unusable_latency_fails_the_child_before_training(
                      budget={"children": 8, "batch": 2})
     assert search(config, "--run-dir", tmp_path / "run") == 0
     records = load_history(tmp_path / "run" / "history.jsonl")
-    bad_records = [r for r in records if "_k5_" in r["arch"][0]]
+    bad_records = [r for r in records if "_k5_" in r.arch[0]]
     assert len(records) == 8 and bad_records and 5 not in trained
     for r in bad_records:
-        assert r["status"] == "failed" and r["reward"] == -0.5 and r["latency_ms"] is None
-        assert f"predictor '{module}:Pred'" in r["error"] and shown in r["error"], r["error"]
-    assert all(r["status"] == "ok" for r in records if r not in bad_records)
+        assert r.status == "failed" and r.reward == -0.5 and r.latency_ms is None
+        assert f"predictor '{module}:Pred'" in r.error and shown in r.error, r.error
+    assert all(r.status == "ok" for r in records if r not in bad_records)
 
 
 # -- 4. runaway rewards ----------------------------------------------------------------------------
@@ -345,7 +345,7 @@ def test_the_search_logs_and_tracks_a_skipped_update(tmp_path: Path) -> None:
     assert [s.get("skipped") for s in tracker.updates] == [1.0, 1.0]
     policy = load_checkpoint(tmp_path / "run").controller["policy"]
     assert all(bool(torch.isfinite(t).all()) for t in policy.values())
-    assert all(r["reward"] is None for r in load_history(tmp_path / "run" / "history.jsonl"))
+    assert all(r.reward is None for r in load_history(tmp_path / "run" / "history.jsonl"))
 
 
 # -- 5. SIGTERM under Ray --------------------------------------------------------------------------
@@ -393,9 +393,9 @@ def test_bad_values_are_one_line_and_leave_no_run_dir(
 def test_a_nearly_full_file_system_leaves_no_empty_run_dir(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import mnas.search.runner as runner
+    import mnas.search.rundir as rundir
 
-    monkeypatch.setattr(runner.shutil, "disk_usage",
+    monkeypatch.setattr(rundir.shutil, "disk_usage",
                         lambda _p: type("U", (), {"free": 2 * 1024 ** 2})())
     assert search(_config(tmp_path), "--run-dir", tmp_path / "full") == 2
     _one_line(capsys, "full: only 2.0 MiB free")
@@ -483,25 +483,31 @@ def test_resume_and_export_agree_on_a_damaged_last_line(
         assert "line 5 is not a JSON object" in err
 
 
-def test_no_tensorboard_thread_traceback_under_the_disk_full_message(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from tensorboard.summary.writer import record_writer
+_FULL_DISK_TB = """
+import errno, os, sys
+from tensorboard.summary.writer import record_writer
+original, calls = record_writer.RecordWriter.write, []
+def write(self, data):
+    calls.append(1)
+    if len(calls) > 6:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    original(self, data)
+record_writer.RecordWriter.write = write
+from mnas.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
-    original, calls = record_writer.RecordWriter.write, []
 
-    def write(self: Any, data: bytes) -> None:
-        calls.append(1)
-        if len(calls) > 6:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        original(self, data)
-
-    monkeypatch.setattr(record_writer.RecordWriter, "write", write)
+def test_no_tensorboard_thread_traceback_under_the_disk_full_message(tmp_path: Path) -> None:
+    """TensorBoard's writer thread hits the full disk first (its writes fail from the seventh
+    on); run as a real process, since pytest catches thread exceptions itself."""
     config = _config(tmp_path, output={"tensorboard": True, "plot": False},
                      budget={"children": 30, "batch": 2})
-    code = search(config, "--run-dir", tmp_path / "run")
-    err = capsys.readouterr().err
-    assert code == 1, err
+    proc = subprocess.run([sys.executable, "-c", _FULL_DISK_TB, "search", str(config),
+                           "--run-dir", str(tmp_path / "run"), "--local", "--no-progress"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    err = proc.stderr
+    assert proc.returncode == 1, err
     assert "Traceback" not in err and "Exception in thread" not in err, err
     errors = [line for line in err.splitlines() if "error:" in line]
     assert len(errors) == 1 and os.strerror(errno.ENOSPC) in errors[0] and "--resume" in errors[0]
