@@ -1,4 +1,5 @@
-"""Search controllers: the RNN policy (REINFORCE / PPO) and random-search baselines.
+"""Search controllers: the RNN policy (REINFORCE / PPO), regularized evolution and random-search
+baselines.
 
 Controllers emit integer actions only (one per `space.decisions` entry); `space.decode` turns
 them into an `ArchSpec`. Pick one by name with `create_controller`.
@@ -9,6 +10,7 @@ import inspect
 from typing import Any
 
 from .base import Controller, Sample
+from .evolution import EvolutionController
 from .random_search import ConstrainedRandomController, RandomController
 from .rnn import ALGORITHMS, RNNController
 
@@ -17,6 +19,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "rnn": RNNController,
     "random": RandomController,
     "constrained_random": ConstrainedRandomController,
+    "evolution": EvolutionController,
 }
 
 
@@ -62,5 +65,6 @@ def create_controller(name: str, space: Any, *, seed: int = 0, predictor: Any = 
 
 
 __all__ = ["ALGORITHMS", "CONTROLLERS", "ConstrainedRandomController", "Controller",
+           "EvolutionController",
            "RNNController", "RandomController", "Sample", "controller_options",
            "create_controller"]

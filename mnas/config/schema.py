@@ -81,11 +81,12 @@ class ControllerConfig:
     and 1e-5 because our searches sample hundreds, not thousands, of children: the ImageNet
     config sets the paper's values).
 
-    `rnn` uses everything except `band`/`max_tries`; `constrained_random` uses only those;
-    `random` uses none. `band` is [lo, hi] as fractions of `latency.target_ms`.
+    `rnn` uses `algorithm` ... `ppo_clip`; `constrained_random` uses `band`/`max_tries`;
+    `evolution` uses `population_size`/`sample_size` (tournament size); `random` uses none.
+    `band` is [lo, hi] as fractions of `latency.target_ms`.
     """
 
-    name: Literal["rnn", "random", "constrained_random"] = "rnn"
+    name: Literal["rnn", "random", "constrained_random", "evolution"] = "rnn"
     algorithm: Literal["reinforce", "ppo"] = _controller_default("algorithm")
     hidden_size: int = _controller_default("hidden_size")
     lr: float = _controller_default("lr")
@@ -97,9 +98,11 @@ class ControllerConfig:
     ppo_clip: float = _controller_default("ppo_clip")
     band: tuple[float, float] = tuple(_controller_default("band"))
     max_tries: int = _controller_default("max_tries")
+    population_size: int = _controller_default("population_size")
+    sample_size: int = _controller_default("sample_size")
 
     def __post_init__(self) -> None:
-        for key in ("hidden_size", "ppo_epochs", "max_tries"):
+        for key in ("hidden_size", "ppo_epochs", "max_tries", "population_size", "sample_size"):
             value = getattr(self, key)
             _check(_num(value) and value > 0, f"controller.{key}", "an integer > 0", value)
         _check(self.hidden_size <= MAX_HIDDEN_SIZE, "controller.hidden_size",
@@ -118,6 +121,8 @@ class ControllerConfig:
         _check(len(band) == 2 and all(_num(b) for b in band) and 0 < band[0] <= band[1],
                "controller.band", "[lo, hi] with 0 < lo <= hi", self.band)
         object.__setattr__(self, "band", (float(band[0]), float(band[1])))
+        _check(self.sample_size <= self.population_size, "controller.sample_size",
+               f"an integer <= population_size ({self.population_size})", self.sample_size)
 
     def factory_kwargs(self) -> dict[str, Any]:
         """The keyword arguments `controllers.create_controller` takes for this `name`."""
@@ -126,6 +131,8 @@ class ControllerConfig:
                     "temperature", "tanh_constant", "ppo_epochs", "ppo_clip")
         elif self.name == "constrained_random":
             keys = ("band", "max_tries")
+        elif self.name == "evolution":
+            keys = ("population_size", "sample_size")
         else:
             keys = ()
         return {k: getattr(self, k) for k in keys}

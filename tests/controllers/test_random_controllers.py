@@ -90,8 +90,8 @@ def test_factory_builds_each_controller(space, predictor):
 
 
 def test_factory_errors_name_the_problem(space, predictor):
-    with pytest.raises(ValueError, match="unknown controller 'evolution'"):
-        create_controller("evolution", space)
+    with pytest.raises(ValueError, match="unknown controller 'genetic'"):
+        create_controller("genetic", space)
     with pytest.raises(ValueError, match="controller.hiden_size: unknown option for controller "
                                          "'rnn'"):
         create_controller("rnn", space, hiden_size=10)
@@ -121,4 +121,5 @@ def test_controller_options_lists_the_brief_kwargs():
         "algorithm", "hidden_size", "lr", "entropy_weight", "baseline_decay", "temperature",
         "tanh_constant", "ppo_epochs", "ppo_clip"}
     assert set(controller_options("constrained_random")) == {"band", "max_tries"}
+    assert set(controller_options("evolution")) == {"population_size", "sample_size"}
     assert controller_options("random") == ()

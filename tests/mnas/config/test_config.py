@@ -66,8 +66,10 @@ output: {tensorboard: false}
     ("budget: {children: 2.5}", "budget.children: expected an integer, got 2.5"),
     ("budget: {kids: 3}", "budget.kids: unknown key (expected one of children, batch)"),
     ("bogus: 1", "bogus: unknown key"),
-    ("controller: {name: evolution}", "controller.name: expected one of rnn, random, "
-                                      "constrained_random, got 'evolution'"),
+    ("controller: {name: genetic}", "controller.name: expected one of rnn, random, "
+                                    "constrained_random, evolution, got 'genetic'"),
+    ("controller: {name: evolution, population_size: 4, sample_size: 5}",
+     "controller.sample_size: expected an integer <= population_size (4), got 5"),
     ("controller: {algorithm: a2c}", "controller.algorithm: expected one of reinforce, ppo"),
     ("controller: {lr: fast}", "controller.lr: expected a number, got 'fast'"),
     ("controller: {band: [1.0]}", "controller.band: expected a list of 2 values"),
