@@ -96,13 +96,17 @@ class ControllerConfig:
     tanh_constant: float | None = _controller_default("tanh_constant")
     ppo_epochs: int = _controller_default("ppo_epochs")
     ppo_clip: float = _controller_default("ppo_clip")
+    advantage: Literal["baseline", "risk_seeking"] = _controller_default("advantage")
+    top_fraction: float = _controller_default("top_fraction")
+    rank_window: int = _controller_default("rank_window")
     band: tuple[float, float] = tuple(_controller_default("band"))
     max_tries: int = _controller_default("max_tries")
     population_size: int = _controller_default("population_size")
     sample_size: int = _controller_default("sample_size")
 
     def __post_init__(self) -> None:
-        for key in ("hidden_size", "ppo_epochs", "max_tries", "population_size", "sample_size"):
+        for key in ("hidden_size", "ppo_epochs", "max_tries", "population_size", "sample_size",
+                    "rank_window"):
             value = getattr(self, key)
             _check(_num(value) and value > 0, f"controller.{key}", "an integer > 0", value)
         _check(self.hidden_size <= MAX_HIDDEN_SIZE, "controller.hidden_size",
@@ -115,6 +119,8 @@ class ControllerConfig:
                "controller.entropy_weight", "a number >= 0", self.entropy_weight)
         _check(_num(self.baseline_decay) and 0 <= self.baseline_decay < 1,
                "controller.baseline_decay", "a number in [0, 1)", self.baseline_decay)
+        _check(_num(self.top_fraction) and 0 < self.top_fraction <= 1,
+               "controller.top_fraction", "a number in (0, 1]", self.top_fraction)
         _check(self.tanh_constant is None or (_num(self.tanh_constant) and self.tanh_constant > 0),
                "controller.tanh_constant", "a number > 0 or null", self.tanh_constant)
         band = tuple(self.band)
@@ -128,7 +134,8 @@ class ControllerConfig:
         """The keyword arguments `controllers.create_controller` takes for this `name`."""
         if self.name == "rnn":
             keys = ("algorithm", "hidden_size", "lr", "entropy_weight", "baseline_decay",
-                    "temperature", "tanh_constant", "ppo_epochs", "ppo_clip")
+                    "temperature", "tanh_constant", "ppo_epochs", "ppo_clip", "advantage",
+                    "top_fraction", "rank_window")
         elif self.name == "constrained_random":
             keys = ("band", "max_tries")
         elif self.name == "evolution":

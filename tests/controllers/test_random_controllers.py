@@ -119,7 +119,7 @@ def test_factory_treats_none_as_default(space):
 def test_controller_options_lists_the_brief_kwargs():
     assert set(controller_options("rnn")) == {
         "algorithm", "hidden_size", "lr", "entropy_weight", "baseline_decay", "temperature",
-        "tanh_constant", "ppo_epochs", "ppo_clip"}
+        "tanh_constant", "ppo_epochs", "ppo_clip", "advantage", "top_fraction", "rank_window"}
     assert set(controller_options("constrained_random")) == {"band", "max_tries"}
     assert set(controller_options("evolution")) == {"population_size", "sample_size"}
     assert controller_options("random") == ()

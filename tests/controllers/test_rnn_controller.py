@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from controllers import RNNController, Sample
+from controllers.rnn import top_utilities
 
 
 def test_stored_log_prob_equals_the_teacher_forced_one(space):
@@ -75,7 +77,7 @@ def test_a_rewarded_sample_becomes_likelier(space, algorithm):
 
 
 def test_baseline_is_an_exponential_moving_average(space):
-    controller = RNNController(space, seed=0, baseline_decay=0.9)
+    controller = RNNController(space, seed=0, baseline_decay=0.9, advantage="baseline")
     samples = controller.sample(2)
     stats = controller.update(samples, [1.0, 3.0])
     assert stats["advantage_mean"] == pytest.approx(0.0)  # first batch: centred on its mean
@@ -84,6 +86,43 @@ def test_baseline_is_an_exponential_moving_average(space):
     stats = controller.update(controller.sample(1), [5.0])
     assert stats["advantage_mean"] == pytest.approx(5.0 - expected)
     assert stats["baseline"] == pytest.approx(0.9 * expected + 0.5)
+
+
+def test_top_utilities_reward_only_the_top_fraction():
+    history = np.arange(10.0)  # rewards 0..9
+    utilities = top_utilities(np.array([9.0, 8.0, 5.0, 0.0]), history, 0.2)
+    # mid-rank quantiles 0.95, 0.85, 0.55, 0.05: only those above 0.8 count, scaled by 1 / 0.2
+    assert utilities == pytest.approx([0.75, 0.25, 0.0, 0.0])
+    assert top_utilities(np.array([3.0]), np.full(5, 3.0), 0.1) == pytest.approx([0.0])  # all tied
+
+
+def test_risk_seeking_learns_from_the_best_and_ignores_the_rest(space):
+    """Only the top sample of the window gets an advantage: the others' probabilities are not
+    pushed down by their (low) rewards, and the reward's scale does not matter."""
+    results = []
+    for scale in (1.0, 100.0):
+        controller = RNNController(space, seed=2, lr=0.01, top_fraction=0.2)
+        samples = controller.sample(8)
+        actions = torch.tensor([s.actions for s in samples])
+        with torch.no_grad():
+            before, _ = controller.log_probs(actions)
+        controller.update(samples, [scale * r for r in (1.0, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0, 0.0)])
+        with torch.no_grad():
+            after, _ = controller.log_probs(actions)
+        results.append(after - before)
+        assert float(results[-1][0]) > 0.1
+        assert len(controller.history) == 8
+    assert torch.allclose(results[0], results[1])
+
+
+def test_the_rank_window_is_kept_and_restored(space):
+    controller = RNNController(space, seed=0, rank_window=5)
+    controller.update(controller.sample(4), [0.1, 0.2, 0.3, 0.4])
+    controller.update(controller.sample(3), [0.5, 0.6, 0.7])
+    assert controller.history == pytest.approx([0.3, 0.4, 0.5, 0.6, 0.7])
+    twin = RNNController(space, seed=9, rank_window=3)
+    twin.load_state_dict(controller.state_dict())
+    assert twin.history == pytest.approx([0.5, 0.6, 0.7])
 
 
 def test_ppo_uses_the_stored_log_prob_of_stale_samples(space):
@@ -129,6 +168,10 @@ def test_load_keeps_the_configured_lr_and_checks_hidden_size(space):
     (dict(ppo_clip=0.0), "controller.ppo_clip"),
     (dict(entropy_weight=-1.0), "controller.entropy_weight"),
     (dict(seed=-1), "controller.seed"),
+    (dict(advantage="mean"), "controller.advantage"),
+    (dict(top_fraction=0.0), "controller.top_fraction"),
+    (dict(top_fraction=1.5), "controller.top_fraction"),
+    (dict(rank_window=0), "controller.rank_window"),
 ])
 def test_bad_options_name_the_key(space, kwargs, message):
     with pytest.raises(ValueError, match=message):

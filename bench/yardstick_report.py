@@ -1,0 +1,131 @@
+"""Summaries of yardstick runs: regret quartiles per budget, tests against random, targets, plot."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: The issue's targets are stated for the RNN controller at these settings (hard reward).
+TARGET_BUDGET = 500
+BEAT_FROM = 200
+ALPHA = 0.05
+
+
+def picks(trace: Any, budgets: list[int]) -> list[list[float]]:
+    """Per budget the [true reward, accuracy, latency] of the architecture a user would pick."""
+    out = []
+    for b in budgets:
+        if len(trace.reward) >= b:
+            i = trace.best_at(b)
+            out.append([float(trace.reward[i]), float(trace.accuracy[i]), float(trace.latency[i])])
+    return out
+
+
+def summarize(runs: dict[str, list[list[list[float]]]], budgets: list[int],
+              reference: float) -> dict[str, Any]:
+    """Per controller and budget: regret quartiles against `reference` (the exact optimum, or the
+    best reward any run found when no optimum is known), the best found architecture's accuracy
+    and latency (medians), and a one-sided Mann-Whitney U test of "regret below random's".
+    `runs[name][seed][k]` is `picks(...)[k]` for budget `budgets[k]`."""
+    from scipy.stats import mannwhitneyu
+
+    out: dict[str, Any] = {}
+    regrets: dict[str, dict[int, np.ndarray]] = {}
+    for name, seeds in runs.items():
+        rows: dict[str, Any] = {}
+        regrets[name] = {}
+        for k, b in enumerate(budgets):
+            chosen = [seed[k] for seed in seeds if len(seed) > k]
+            if not chosen:
+                continue
+            reward, acc, lat = (np.asarray(x) for x in zip(*chosen))
+            regret = reference - reward
+            regrets[name][b] = regret
+            q25, q50, q75 = np.percentile(regret, [25, 50, 75])
+            rows[str(b)] = {"regret_median": float(q50), "regret_q25": float(q25),
+                            "regret_q75": float(q75), "regret_mean": float(regret.mean()),
+                            "found_optimum": int((regret <= 1e-9).sum()),
+                            "best_accuracy_median": float(np.median(acc)),
+                            "best_latency_ms_median": float(np.median(lat)),
+                            "seeds": int(len(regret))}
+        out[name] = rows
+    for name, rows in out.items():
+        if name == "random" or "random" not in regrets:
+            continue
+        for b, row in rows.items():
+            base = regrets["random"].get(int(b))
+            mine = regrets[name][int(b)]
+            if base is None or np.ptp(np.concatenate([mine, base])) == 0:
+                row["p_less_than_random"] = 1.0 if base is not None else None
+                continue
+            row["p_less_than_random"] = float(mannwhitneyu(mine, base, alternative="less").pvalue)
+    return out
+
+
+def targets_nb201(summary: dict[str, Any], controller: str) -> dict[str, Any]:
+    """The issue's NAS-Bench-201 targets for `controller` in one setting."""
+    mine, rand, tpe = summary[controller], summary["random"], summary.get("tpe", {})
+    at = str(TARGET_BUDGET)
+    if at not in mine or at not in rand:
+        return {"note": f"not run at {TARGET_BUDGET} samples"}
+    ratio = mine[at]["regret_median"] / rand[at]["regret_median"] \
+        if rand[at]["regret_median"] > 0 else float("inf")
+    beats = {b: row.get("p_less_than_random", 1.0) < ALPHA
+             for b, row in mine.items() if int(b) >= BEAT_FROM}
+    vs_tpe = {b: mine[b]["regret_median"] <= tpe[b]["regret_median"] + 1e-9
+              for b in tpe if b in mine}
+    return {"median_regret_500": mine[at]["regret_median"],
+            "random_median_regret_500": rand[at]["regret_median"],
+            "ratio_to_random_500": ratio, "third_of_random": bool(ratio <= 1 / 3),
+            "beats_random_p<0.05": beats, "beats_random_every_budget>=200": all(beats.values()),
+            "at_least_tpe": vs_tpe, "at_least_tpe_every_budget": bool(vs_tpe) and all(
+                vs_tpe.values())}
+
+
+def print_table(task_name: str, summary: dict[str, Any], budgets: list[int]) -> None:
+    print(f"\n{task_name}: median regret [q25-q75] (reward points); * = below random, "
+          f"one-sided Mann-Whitney p < {ALPHA}")
+    print(f"{'controller':20s}" + "".join(f"{b:>18d}" for b in budgets))
+    for name, rows in summary.items():
+        cells = []
+        for b in budgets:
+            row = rows.get(str(b))
+            if row is None:
+                cells.append(f"{'-':>18s}")
+                continue
+            star = "*" if row.get("p_less_than_random", 1.0) < ALPHA else " "
+            cells.append(f"{'%.2f [%.2f-%.2f]%s' % (row['regret_median'], row['regret_q25'], row['regret_q75'], star):>18s}")
+        print(f"{name:20s}" + "".join(cells))
+
+
+def plot(results: dict[str, Any], path: Any) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = results["tasks"]
+    cols = 4
+    rows = (len(tasks) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, (name, task) in zip(axes.flat, tasks.items()):
+        for controller, budgets in task["summary"].items():
+            xs = [int(b) for b in budgets]
+            med = [budgets[b]["regret_median"] for b in budgets]
+            lo = [budgets[b]["regret_q25"] for b in budgets]
+            hi = [budgets[b]["regret_q75"] for b in budgets]
+            line, = ax.plot(xs, med, marker="o", ms=3, label=controller)
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.12)
+        ax.set_xscale("log")
+        ax.set_yscale("symlog", linthresh=0.1)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("samples")
+        ax.set_ylabel("regret" if task.get("optimum") is not None else "regret vs best known")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("Yardstick: median regret (IQR shaded) vs samples, "
+                 f"{results['config']['seeds']} seeds", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
