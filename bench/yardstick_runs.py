@@ -18,6 +18,8 @@ from yardstick_tasks import ColumnLatency, Task
 CONTROLLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "rnn-reinforce": ("rnn", {"algorithm": "reinforce"}),
     "rnn-ppo": ("rnn", {"algorithm": "ppo"}),
+    # the defaults before issue 14: EMA baseline advantages (for the before/after comparison)
+    "rnn-reinforce-ema": ("rnn", {"algorithm": "reinforce", "advantage": "baseline"}),
     "random": ("random", {}),
     "constrained-random": ("constrained_random", {}),
     "evolution": ("evolution", {}),
