@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout, even if the installed package is stale
 sys.path.insert(0, str(ROOT / "bench"))
 
-from yardstick_report import picks, plot, print_table, summarize, targets_nb201  # noqa: E402
+from yardstick_report import (markdown_table, picks, plot, print_table, summarize,  # noqa: E402
+                              targets_nb201)
 from yardstick_runs import CONTROLLERS, PEERS, TPE_INSTALL, run  # noqa: E402
 from yardstick_tasks import NB201_CSV, Nb201Table, Task  # noqa: E402
 
@@ -68,6 +69,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=8, help="samples per controller update")
     p.add_argument("--noise", type=float, default=0.0,
                    help="std (accuracy points) of seeded noise on every accuracy told")
+    p.add_argument("--markdown", action="store_true", help="also print Markdown tables")
     p.add_argument("--jobs", type=int, default=1, help="processes (seeds run in parallel)")
     p.add_argument("--quick", action="store_true", help="3 seeds, budgets up to 500")
     p.add_argument("--update", action="store_true",
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.argv[1:] if argv is None else argv),
         "oracle": "reward from the table's final test accuracy: how fast the best of a known "
                   "table is found, not generalisation",
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "config": json.loads(json.dumps(vars(args), default=str)),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "load_avg_1min_start": os.getloadavg()[0], "shared": True},
         "tasks": {}}
@@ -182,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         result["wall_time_s"] = time.perf_counter() - start
         save(args.out, result)  # after every task: an interrupted run keeps what it measured
         print_table(task.name, entry["summary"], budgets)
+        if args.markdown:
+            print("\n" + markdown_table(task.name, entry, budgets))
     plot(result, args.out.with_suffix(".png"))
     print(f"\nwrote {args.out} and {args.out.with_suffix('.png')} "
           f"({time.perf_counter() - start:.0f} s)")

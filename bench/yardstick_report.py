@@ -98,6 +98,31 @@ def print_table(task_name: str, summary: dict[str, Any], budgets: list[int]) -> 
         print(f"{name:20s}" + "".join(cells))
 
 
+def markdown_table(task_name: str, entry: dict[str, Any], budgets: list[int]) -> str:
+    """The summary as a Markdown table (for bench/README.md): median [q25-q75] regret; * marks
+    p < ALPHA against random; the last column is the best found architecture's accuracy and
+    latency (medians) at the largest budget each controller ran."""
+    lines = [f"{task_name} (T = {entry['target_ms']:.2f} ms, optimum reward "
+             f"{entry['reference_reward']:.2f})", "",
+             "| controller | " + " | ".join(str(b) for b in budgets) + " | best found |",
+             "|---|" + "---|" * (len(budgets) + 1)]
+    for name, rows in entry["summary"].items():
+        cells = []
+        for b in budgets:
+            row = rows.get(str(b))
+            if row is None:
+                cells.append("–")
+                continue
+            star = "\\*" if row.get("p_less_than_random", 1.0) < ALPHA else ""
+            cells.append(f"{row['regret_median']:.2f} [{row['regret_q25']:.2f}–"
+                         f"{row['regret_q75']:.2f}]{star}")
+        last = rows[max(rows, key=int)]
+        cells.append(f"{last['best_accuracy_median']:.2f}% at "
+                     f"{last['best_latency_ms_median']:.2f} ms")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot(results: dict[str, Any], path: Any) -> None:
     import matplotlib
     matplotlib.use("Agg")
