@@ -132,13 +132,16 @@ def plot(results: dict[str, Any], path: Any) -> None:
     cols = 4
     rows = (len(tasks) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    names = sorted({c for task in tasks.values() for c in task["summary"]})
+    colors = {c: f"C{i}" for i, c in enumerate(names)}  # one colour per controller everywhere
     for ax, (name, task) in zip(axes.flat, tasks.items()):
         for controller, budgets in task["summary"].items():
             xs = [int(b) for b in budgets]
             med = [budgets[b]["regret_median"] for b in budgets]
             lo = [budgets[b]["regret_q25"] for b in budgets]
             hi = [budgets[b]["regret_q75"] for b in budgets]
-            line, = ax.plot(xs, med, marker="o", ms=3, label=controller)
+            line, = ax.plot(xs, med, marker="o", ms=3, label=controller,
+                            color=colors[controller])
             ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.12)
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=0.1)
@@ -148,9 +151,10 @@ def plot(results: dict[str, Any], path: Any) -> None:
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
+    handles = [plt.Line2D([], [], color=colors[c], marker="o", ms=3) for c in names]
+    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8)
     fig.suptitle("Yardstick: median regret (IQR shaded) vs samples, "
                  f"{results['config']['seeds']} seeds", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -18,8 +18,9 @@ from yardstick_tasks import ColumnLatency, Task
 CONTROLLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "rnn-reinforce": ("rnn", {"algorithm": "reinforce"}),
     "rnn-ppo": ("rnn", {"algorithm": "ppo"}),
-    # the defaults before issue 14: EMA baseline advantages (for the before/after comparison)
-    "rnn-reinforce-ema": ("rnn", {"algorithm": "reinforce", "advantage": "baseline"}),
+    # the risk-seeking advantages (controllers/rnn.py), the variant issue 14's tuning tried
+    "rnn-reinforce-risk": ("rnn", {"algorithm": "reinforce", "advantage": "risk_seeking"}),
+    "rnn-ppo-risk": ("rnn", {"algorithm": "ppo", "advantage": "risk_seeking"}),
     "random": ("random", {}),
     "constrained-random": ("constrained_random", {}),
     "evolution": ("evolution", {}),

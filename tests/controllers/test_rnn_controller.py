@@ -101,7 +101,8 @@ def test_risk_seeking_learns_from_the_best_and_ignores_the_rest(space):
     pushed down by their (low) rewards, and the reward's scale does not matter."""
     results = []
     for scale in (1.0, 100.0):
-        controller = RNNController(space, seed=2, lr=0.01, top_fraction=0.2)
+        controller = RNNController(space, seed=2, lr=0.01, advantage="risk_seeking",
+                                   top_fraction=0.2)
         samples = controller.sample(8)
         actions = torch.tensor([s.actions for s in samples])
         with torch.no_grad():
@@ -116,11 +117,11 @@ def test_risk_seeking_learns_from_the_best_and_ignores_the_rest(space):
 
 
 def test_the_rank_window_is_kept_and_restored(space):
-    controller = RNNController(space, seed=0, rank_window=5)
+    controller = RNNController(space, seed=0, advantage="risk_seeking", rank_window=5)
     controller.update(controller.sample(4), [0.1, 0.2, 0.3, 0.4])
     controller.update(controller.sample(3), [0.5, 0.6, 0.7])
     assert controller.history == pytest.approx([0.3, 0.4, 0.5, 0.6, 0.7])
-    twin = RNNController(space, seed=9, rank_window=3)
+    twin = RNNController(space, seed=9, advantage="risk_seeking", rank_window=3)
     twin.load_state_dict(controller.state_dict())
     assert twin.history == pytest.approx([0.5, 0.6, 0.7])
 
