@@ -39,10 +39,12 @@ PATH_KEYS: tuple[str, ...] = ("child_training.data.path", "child_training.data.v
                               "child_training.data.cache_dir", "latency.table", "output.dir")
 
 #: Keys a resume may change without invalidating the run (excluded from `config_fingerprint`):
-#: the budget can be extended, the cluster and the output options are about *where* and *how
-#: visibly* children run, not *what* is searched; the name is a label; the cache only speeds up.
+#: the budget can be extended, the cluster, the device and the output options are about *where*
+#: and *how visibly* children run, not *what* is searched (a search may move to a GPU box); the
+#: name is a label; the cache only speeds up.
 SEARCH_RESUME_MUTABLE: tuple[str, ...] = ("name", "budget.children", "ray", "output",
-                                          "child_training.data.cache_dir")
+                                          "child_training.data.cache_dir",
+                                          "child_training.device")
 
 #: `name` + "-YYYYmmdd-HHMMSS" must fit a file name (255 bytes on common file systems).
 MAX_NAME_BYTES = 200

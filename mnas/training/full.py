@@ -24,9 +24,10 @@ CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
 ONNX = "model.onnx"
 TB_DIR = "tb"
-#: `child_training` fields a resumed `mnas train` may change (a longer run, another time limit);
+#: `child_training` fields a resumed `mnas train` may change (a longer run, another time limit,
+#: another device: a checkpoint loads onto any);
 #: not to be confused with `SEARCH_RESUME_MUTABLE`, the config keys a resumed search may change.
-TRAIN_RESUME_MUTABLE = ("epochs", "steps", "time_limit_s")
+TRAIN_RESUME_MUTABLE = ("epochs", "steps", "time_limit_s", "device")
 
 
 def _tensorboard_writer(path: Path) -> Any:

@@ -60,7 +60,9 @@ def test_train_writes_result_onnx_checkpoint_tb(config: str, tmp_path: Path,
 def test_resume_equals_uninterrupted(config: str, tmp_path: Path) -> None:
     assert _train(config, tmp_path / "straight", "--epochs", "2") == 0
     assert _train(config, tmp_path / "split", "--epochs", "1") == 0
-    assert _train(config, tmp_path / "split", "--epochs", "2", "--resume") == 0
+    elsewhere = tmp_path / "elsewhere.yaml"  # resumed on another device (auto -> cpu): allowed
+    elsewhere.write_text(CONFIG + "  device: cpu\n")
+    assert _train(str(elsewhere), tmp_path / "split", "--epochs", "2", "--resume") == 0
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
     assert all(torch.equal(a[k], b[k]) for k in a)
     ra = json.loads((tmp_path / "straight" / "result.json").read_text())

@@ -209,7 +209,8 @@ def test_fingerprint_ignores_only_resume_mutable_keys():
     base = config_from_dict({})
     same = [replace(base, name="other"), replace(base, budget=replace(base.budget, children=999)),
             replace(base, ray=replace(base.ray, workers=7, address="10.0.0.1:6379")),
-            replace(base, output=replace(base.output, dir="/elsewhere", plot=False))]
+            replace(base, output=replace(base.output, dir="/elsewhere", plot=False)),
+            config_from_dict({"child_training": {"device": "cuda:1"}})]  # moved to a GPU box
     for config in same:
         assert config_fingerprint(config) == config_fingerprint(base)
         assert fingerprint_diff(base, config) == []
@@ -217,7 +218,8 @@ def test_fingerprint_ignores_only_resume_mutable_keys():
                  replace(base, controller=replace(base.controller, lr=0.01)),
                  replace(base, reward=RewardConfig(preset="hard")),
                  config_from_dict({"search_space": {"input_size": 32}}),
-                 config_from_dict({"child_training": {"epochs": 1}})]
+                 config_from_dict({"child_training": {"epochs": 1}}),
+                 config_from_dict({"child_training": {"precision": "bf16"}})]
     prints = {config_fingerprint(c) for c in different}
     assert len(prints) == len(different) and config_fingerprint(base) not in prints
     assert fingerprint_diff(base, different[2]) == [f"controller.lr: {base.controller.lr!r} -> 0.01"]
