@@ -6,6 +6,8 @@ interruption and finished work is kept):
   data     the search split of the shared CIFAR-10 (80% of the training split, seeded) is written
            to <work>/search_data.npz; the other 20% is held out for the final comparison only.
   target   T = MobileNetV2 x0.5's latency measured end to end (onnxruntime, 1 thread, batch 1).
+  matched  for each lightweight family (MobileNetV1, ShuffleNetV2, GhostNet, SqueezeNet,
+           EfficientNet-B0), the width whose measured latency at 32x32 is closest to T.
   search   `mnas search experiments/headline_cifar10.yaml` per method and seed (same budget, same
            proxy recipe, same lut table), each in its own run directory (resumed if interrupted).
   final    every baseline and the best architecture (by reward) of every search retrained with one
@@ -41,6 +43,11 @@ METHODS = ("rnn", "random", "constrained_random")
 #: Baselines: MobileNetV2 at four widths and the two MnasNets at the width of the target (x0.5).
 BASELINES = ("mobilenet_v2@0.35", "mobilenet_v2@0.5", "mobilenet_v2@0.75", "mobilenet_v2@1.0",
              "mnasnet_a1@0.5", "mnasnet_b1@0.5")
+#: Families compared at matched latency: each at the width (published widths, or a grid where any
+#: width is defined) whose measured latency is closest to the target.
+MATCHED_FAMILIES = ("mobilenet_v1", "shufflenet_v2", "ghostnet", "squeezenet1_1",
+                    "efficientnet_b0")
+WIDTH_GRID = tuple(round(0.25 + 0.125 * i, 3) for i in range(11))  # 0.25 .. 1.5
 HOLDOUT_FRACTION, HOLDOUT_SEED = 0.2, 0
 
 
@@ -80,18 +87,53 @@ def headline_space() -> Any:
 
 
 def to_arch(blocks: list[str]) -> Any:
-    """Block strings -> ArchSpec with the space's stem stride, head and dropout."""
-    from search_spaces import decode_arch
+    """Block strings -> ArchSpec with the space's stem stride, head and dropout; a single
+    reference name (a family outside the block grammar, e.g. `shufflenet_v2@0.5`) -> that
+    network at stem stride 1."""
+    from search_spaces import decode_arch, reference_network_names
+    if len(blocks) == 1 and blocks[0].partition("@")[0] in reference_network_names():
+        return reference(blocks[0])
     space = headline_space()
     return decode_arch(blocks, stem_stride=space.stem_stride, head_filters=space.head_filters,
                        dropout=space.dropout)
 
 
 def reference(name: str) -> Any:
-    """A baseline at 32x32: the reference architecture with stem stride 1, like the space."""
-    from search_spaces import reference_arch
+    """A baseline at 32x32: the reference network with stem stride 1, like the space."""
+    from search_spaces import reference_network
     base, _, width = name.partition("@")
-    return reference_arch(base, float(width or 1.0), stem_stride=1)
+    return reference_network(base, float(width or 1.0), stem_stride=1)
+
+
+def family_widths(name: str) -> tuple[float, ...]:
+    from search_spaces import published_widths
+    from search_spaces.families import FAMILIES
+    fixed = name in FAMILIES and not FAMILIES[name].any_width
+    return published_widths(name) if fixed else WIDTH_GRID
+
+
+def stage_matched(state: dict[str, Any], work: Path, target_ms: float) -> list[str]:
+    """Per family, the width whose measured latency (all candidates round-robin, 5 rounds) is
+    closest to the target on a log scale; kept in state.json."""
+    if "matched" in state:
+        return list(state["matched"])
+    from latency import make_profiler
+    from latency.build import arch_onnx
+    from search_spaces import reference_label
+    names = [reference_label(f, w) for f in MATCHED_FAMILIES for w in family_widths(f)]
+    profiler = make_profiler({"rounds": 5, "runs": 30})
+    ms = [m.ms for m in profiler.measure_many([arch_onnx(headline_space(), reference(n))
+                                               for n in names])]
+    picked = []
+    for family in MATCHED_FAMILIES:
+        mine = [(abs(np.log(t / target_ms)), n, t) for n, t in zip(names, ms)
+                if n.partition("@")[0] == family]
+        _, name, t = min(mine)
+        picked.append(name)
+        log(f"matched: {name} measures {t:.4f} ms (target {target_ms:.4f} ms)")
+    state.update(matched=picked, matched_ms=dict(zip(names, ms)))
+    atomic_write_json(work / "state.json", state)
+    return picked
 
 
 def stage_target(state: dict[str, Any], work: Path) -> float:
@@ -148,11 +190,13 @@ def best_of(run_dir: Path) -> Any:
     return best(candidates(history(run_dir)))
 
 
-def final_models(work: Path, methods: list[str], seeds: int) -> list[dict[str, Any]]:
-    """Name, kind and block strings of every model in the final comparison."""
-    from search_spaces import encode_arch
-    models = [{"name": b, "kind": "baseline", "blocks": encode_arch(reference(b))}
-              for b in BASELINES]
+def final_models(work: Path, methods: list[str], seeds: int,
+                 matched: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Name, kind and block strings (a family's reference name) of every model in the final
+    comparison: the baselines, the families at matched latency, the best of every search."""
+    from search_spaces import network_strings
+    models = [{"name": b, "kind": "baseline", "blocks": network_strings(reference(b))}
+              for b in BASELINES + tuple(m for m in matched if m not in BASELINES)]
     for method in methods:
         for seed in range(seeds):
             best = best_of(search_dir(work, method, seed))
@@ -227,7 +271,9 @@ def stage_latency(state: dict[str, Any], work: Path, models: list[dict[str, Any]
     for m in todo:
         ms = np.array(per_round[m["name"]])
         try:
-            predicted = float(lut.predict(to_arch(m["blocks"]))) if lut is not None else None
+            net = to_arch(m["blocks"])
+            grammar = not hasattr(net, "family")  # a family outside the grammar has no table
+            predicted = float(lut.predict(net)) if lut is not None and grammar else None
         except ValueError:
             predicted = None            # a layer outside the space's table (some baselines)
         measured[m["name"]] = {"ms": float(np.median(ms)), "cv": float(ms.std() / ms.mean()),
@@ -260,8 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     state = load_state(args.work)
     data = stage_data(args.work, args.cifar)
     target = stage_target(state, args.work)
+    matched = stage_matched(state, args.work, target)
     stage_search(args.work, data, target, args.methods, args.seeds, args.children, args.search_set)
-    models = final_models(args.work, args.methods, args.seeds)
+    models = final_models(args.work, args.methods, args.seeds, tuple(matched))
     final = stage_final(args.work, models, args.cifar, args.final_epochs, args.final_train,
                         args.workers)
     measured = stage_latency(state, args.work, models, args.latency_rounds)

@@ -100,7 +100,8 @@ def plot(rows: list[dict[str, Any]], curve: dict[str, Any], target: float, path:
     ax1.plot([r["measured_ms"] for r in mb], [r["accuracy"] for r in mb], "k.-",
              label="MobileNetV2 x0.35/0.5/0.75/1.0")
     for r in rows:
-        if r["name"].startswith("mnasnet"):
+        if r["kind"] == "baseline" and not r["name"].startswith("mobilenet_v2@"):
+            # MnasNets and the lightweight families at matched latency
             ax1.plot(r["measured_ms"], r["accuracy"], "ks", mfc="none")
             ax1.annotate(r["name"], (r["measured_ms"], r["accuracy"]), fontsize=7)
     markers = {"rnn": "o", "random": "^", "constrained_random": "v"}

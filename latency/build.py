@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from search_spaces import build_model, reference_arch
+from search_spaces import build_network, reference_arch
 from search_spaces.onnx_export import export_onnx_bytes
 from search_spaces.space import MnasNetSpace
 
@@ -71,7 +71,8 @@ def entry_onnx(entry: Entry) -> bytes:
 
 
 def arch_onnx(space: MnasNetSpace, arch: Any) -> bytes:
-    return export_onnx_bytes(build_model(arch, num_classes=space.num_classes), space.input_size)
+    """The whole network (an `ArchSpec` or a reference `FamilyModel`) at the space's input."""
+    return export_onnx_bytes(build_network(arch, num_classes=space.num_classes), space.input_size)
 
 
 def canary_onnx(space: MnasNetSpace) -> bytes:

@@ -29,7 +29,8 @@ def effective_skip(spec: LayerSpec) -> str:
 
 def layer_key(spec: LayerSpec, res: int) -> str:
     return (f"{spec.op}_e{spec.expansion}_k{spec.kernel}_s{spec.stride}_i{spec.in_filters}"
-            f"_o{spec.out_filters}_se{spec.se_ratio:g}_{effective_skip(spec)}_r{res}")
+            f"_o{spec.out_filters}_se{spec.se_ratio:g}_{effective_skip(spec)}_r{res}"
+            + ("" if spec.act == "relu" else f"_{spec.act}"))
 
 
 def stem_key(in_channels: int, filters: int, stride: int, res: int) -> str:

@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search_spaces import ArchSpec, decode_arch, encode_arch, reference_arch, reference_names
+from search_spaces import (ArchSpec, Network, decode_arch, encode_arch, reference_network,
+                           reference_network_names)
 
 if TYPE_CHECKING:
     from mnas.search.ranking import Candidate
@@ -24,16 +25,17 @@ _BLOCK_KEYS = frozenset({"r", "k", "s", "e", "i", "o", "se", "noskip", "poolskip
                          "ds", "cn"})
 
 
-def resolve_arch(text: str | list[str]) -> ArchSpec:
-    """A reference name (optionally `name@width`, e.g. `mobilenet_v2@0.5`), block strings
-    (comma- or space-separated, official or timm form), or an `mnas export --format json` file."""
+def resolve_arch(text: str | list[str]) -> Network:
+    """A reference name (optionally `name@width`, e.g. `mobilenet_v2@0.5`, `shufflenet_v2@0.5`),
+    block strings (comma- or space-separated, official or timm form), or an `mnas export
+    --format json` file. Families outside the block grammar come back as a `FamilyModel`."""
     if isinstance(text, list):
         text = " ".join(text)
     text = text.strip()
     if text.endswith(".json") and Path(text).exists():
         return arch_from_json(Path(text))
     name, _, width = text.partition("@")
-    if name in reference_names():
+    if name in reference_network_names():
         try:
             scale = float(width) if width else 1.0
         except ValueError:
@@ -41,13 +43,14 @@ def resolve_arch(text: str | list[str]) -> ArchSpec:
         if scale > MAX_WIDTH:  # (<= 0 and nan: reference_arch's own message)
             raise ValueError(f"{text!r}: width multiplier must be at most {MAX_WIDTH:g}, got "
                              f"{width}")
-        return reference_arch(name, scale)
+        return reference_network(name, scale)
     if text.endswith(".json"):
         raise FileNotFoundError(f"{text}: no such file")
     strings = [s for s in text.replace(",", " ").split() if s]
     first_key = re.match(r"[^0-9_]*", strings[0]).group() if strings else ""
     if first_key not in _BLOCK_KEYS:  # e.g. a misspelt reference name, not a block string
-        raise ValueError(f"{text!r} is neither a reference name ({', '.join(reference_names())}), "
+        raise ValueError(f"{text!r} is neither a reference name "
+                         f"({', '.join(reference_network_names())}), "
                          "block strings, nor an existing export .json file")
     fmt = "timm" if strings[0].split("_", 1)[0] in ("ir", "ds", "cn") else "tf"
     return decode_arch(strings, format=fmt)
@@ -61,8 +64,8 @@ def arch_from_json(path: Path) -> ArchSpec:
     entry = data[0] if isinstance(data, list) and data else data
     if not isinstance(entry, dict) or "blocks" not in entry:
         raise ValueError(f"{path}: expected an object (or list of objects) with 'blocks'")
-    extra = {k: entry[k] for k in ("stem_filters", "stem_stride", "head_filters", "dropout")
-             if k in entry}
+    extra = {k: entry[k] for k in ("stem_filters", "stem_stride", "head_filters", "dropout",
+                                   "activation") if k in entry}
     return decode_arch(entry["blocks"], format=entry.get("format", "tf"), **extra)
 
 

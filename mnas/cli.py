@@ -9,9 +9,11 @@ from typing import Sequence
 
 #: Modules that each add subcommands (kept explicit: only what exists is listed).
 COMMAND_MODULES = (
+    "mnas.commands.baselines",
     "mnas.commands.describe",
     "mnas.commands.export",
     "mnas.commands.latency",
+    "mnas.commands.scale",
     "mnas.commands.search",
     "mnas.commands.train",
 )

@@ -158,3 +158,41 @@ def plot_pareto(records: Sequence[HistoryRecord], path: str | Path, *, target_ms
     plt.close(fig)
     tmp.replace(path)
     return path
+
+
+def plot_baselines(models: Sequence[dict[str, Any]], path: str | Path, *, title: str = ""
+                   ) -> Path:
+    """Measured latency vs multiply-adds of the reference models (`mnas baselines`), one line
+    per family through its widths (log-log): how far multiply-adds predict speed here."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=110)
+    families: dict[str, list[dict[str, Any]]] = {}
+    for m in models:
+        families.setdefault(m["family"], []).append(m)
+    for i, (family, rows) in enumerate(sorted(families.items())):
+        rows = sorted(rows, key=lambda r: r["macs"])
+        x = [r["macs"] / 1e6 for r in rows]
+        y = [r["latency_ms"] for r in rows]
+        ax.plot(x, y, marker="o", ms=4, lw=1.3, color=f"C{i % 10}", label=family)
+        for r, xi, yi in zip(rows, x, y):
+            if len(rows) > 1:
+                ax.annotate(f"{r['width']:g}", (xi, yi), fontsize=6, xytext=(3, 2),
+                            textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("multiply-adds (millions)")
+    ax.set_ylabel("measured latency (ms)")
+    ax.set_title(title, fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

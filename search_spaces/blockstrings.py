@@ -1,11 +1,12 @@
 """Two-way codec between `ArchSpec` and block strings.
 
 Two formats:
-- ``tf`` (default): the official MnasNet grammar, ``r2_k3_s22_e6_i16_o24_se0.25``, plus two flag
-  tokens of our own: ``conv`` (regular convolution instead of MBConv) and ``poolskip`` (pooling
-  skip). Official strings never contain them, so they parse and encode exactly as before.
+- ``tf`` (default): the official MnasNet grammar, ``r2_k3_s22_e6_i16_o24_se0.25``, plus flag
+  tokens of our own: ``conv`` (regular convolution instead of MBConv), ``poolskip`` (pooling
+  skip) and one per non-ReLU activation, named after it (``swish``: EfficientNet's MBConv).
+  Official strings never contain them, so they parse and encode exactly as before.
 - ``timm``: ``ir_r2_k3_s2_e6_c24_se0.25`` (``ds_`` for depthwise-separable, ``cn_`` for regular
-  conv); input widths are chained from the stem.
+  conv); input widths are chained from the stem; activations as timm's ``n`` tokens (``nsw``).
 
 Every token is split at its first ASCII digit into key and value, so token order does not matter.
 Any malformed text raises ``ValueError`` naming the string and the offending token.
@@ -16,7 +17,7 @@ import re
 from decimal import Decimal
 from typing import Iterable, Sequence
 
-from .specs import ArchSpec, BlockSpec
+from .specs import ACTIVATIONS, ArchSpec, BlockSpec
 
 _SPLIT = re.compile(r"([^0-9]*)(.*)", re.DOTALL)
 _INT = re.compile(r"[0-9]+")
@@ -24,6 +25,10 @@ _FLOAT = re.compile(r"[0-9]+(\.[0-9]+)?")
 _FLAGS_SKIP = {"noskip": "none", "poolskip": "pool"}
 _TIMM_OPS = {"ir": "ir", "ds": "ds", "cn": "conv"}
 _TIMM_NAMES = {v: k for k, v in _TIMM_OPS.items()}
+#: The one table of activation tokens: activation -> (tf flag, timm token). ReLU is the default
+#: and is never written.
+ACT_TOKENS = {"relu": ("relu", "nre"), "swish": ("swish", "nsw")}
+assert set(ACT_TOKENS) == set(ACTIVATIONS), "every activation needs its tokens"
 
 
 def _fail(text: str, token: str, why: str) -> ValueError:
@@ -95,6 +100,19 @@ def _skip(text: str, tokens: dict[str, tuple[str, str]]) -> str:
     return _FLAGS_SKIP[flags[0]] if flags else "identity"
 
 
+def _act(text: str, tokens: dict[str, tuple[str, str]], column: int) -> str:
+    """The activation named by a flag token (column 0: tf names, 1: timm's), ReLU without one."""
+    found = [act for act, names in ACT_TOKENS.items() if _flag(text, tokens, names[column])]
+    if len(found) > 1:
+        raise _fail(text, tokens[ACT_TOKENS[found[1]][column]][1],
+                    "a block takes one activation token")
+    return found[0] if found else "relu"
+
+
+def _act_text(act: str, column: int) -> str:
+    return "" if act == "relu" else "_" + ACT_TOKENS[act][column]
+
+
 def _block(text: str, **fields: object) -> BlockSpec:
     try:
         return BlockSpec(**fields)  # type: ignore[arg-type]
@@ -105,7 +123,8 @@ def _block(text: str, **fields: object) -> BlockSpec:
 def decode_block(text: str) -> BlockSpec:
     """Parse one official-grammar block string (with our `conv` / `poolskip` flags)."""
     tokens = _tokens(text, ("r", "k", "s", "e", "i", "o"),
-                     ("r", "k", "s", "e", "i", "o", "se", "noskip", "poolskip", "conv"))
+                     ("r", "k", "s", "e", "i", "o", "se", "noskip", "poolskip", "conv",
+                      *(names[0] for names in ACT_TOKENS.values())))
     stride_value, stride_token = tokens["s"]
     if stride_value not in ("11", "22"):
         raise _fail(text, stride_token, "stride is written as two equal digits: s11 or s22")
@@ -127,6 +146,7 @@ def decode_block(text: str) -> BlockSpec:
         out_filters=_int(text, tokens, "o"),
         se_ratio=_se(text, tokens),
         skip=_skip(text, tokens),
+        act=_act(text, tokens, 0),
     )
 
 
@@ -141,11 +161,12 @@ def _skip_text(skip: str) -> str:
 
 
 def encode_block(block: BlockSpec) -> str:
-    """Official order: r k s e i o, then se (when > 0), then noskip/poolskip, then conv."""
+    """Official order: r k s e i o, then se (when > 0), then noskip/poolskip, then conv, then the
+    activation (when not ReLU)."""
     s = block.stride
     text = f"r{block.repeats}_k{block.kernel}_s{s}{s}_e{block.expansion}_i{block.in_filters}_o{block.out_filters}"
     text += _se_text(block.se_ratio) + _skip_text(block.skip)
-    return text + ("_conv" if block.op == "conv" else "")
+    return text + ("_conv" if block.op == "conv" else "") + _act_text(block.act, 0)
 
 
 def decode_timm_block(text: str, in_filters: int) -> BlockSpec:
@@ -155,7 +176,8 @@ def decode_timm_block(text: str, in_filters: int) -> BlockSpec:
         raise ValueError(f"block string {text!r}: token {head!r}: expected op prefix ir_, ds_ or cn_")
     op = _TIMM_OPS[head]
     required = ("r", "k", "s", "e", "c") if op == "ir" else ("r", "k", "s", "c")
-    tokens = _tokens(rest, required, ("r", "k", "s", "e", "c", "se", "noskip", "poolskip"), text)
+    tokens = _tokens(rest, required, ("r", "k", "s", "e", "c", "se", "noskip", "poolskip",
+                                      *(names[1] for names in ACT_TOKENS.values())), text)
     stride_value, stride_token = tokens["s"]
     if stride_value not in ("1", "2"):
         raise _fail(text, stride_token, "stride must be s1 or s2")
@@ -170,14 +192,15 @@ def decode_timm_block(text: str, in_filters: int) -> BlockSpec:
     return _block(text, op=op, repeats=_int(text, tokens, "r"), kernel=kernel,
                   stride=int(stride_value), expansion=expansion, in_filters=in_filters,
                   out_filters=_int(text, tokens, "c"), se_ratio=_se(text, tokens),
-                  skip=_skip(text, tokens))
+                  skip=_skip(text, tokens), act=_act(text, tokens, 1))
 
 
 def encode_timm_block(block: BlockSpec) -> str:
     text = f"{_TIMM_NAMES[block.op]}_r{block.repeats}_k{block.kernel}_s{block.stride}"
     if block.op != "conv":  # timm writes ds blocks with e1 too (ds_r1_k3_s1_e1_c16_noskip)
         text += f"_e{block.expansion}"
-    return text + f"_c{block.out_filters}" + _se_text(block.se_ratio) + _skip_text(block.skip)
+    return (text + f"_c{block.out_filters}" + _se_text(block.se_ratio) + _skip_text(block.skip)
+            + _act_text(block.act, 1))
 
 
 def _arch(blocks: list[BlockSpec], strings: Sequence[str], **kwargs: object) -> ArchSpec:
@@ -195,23 +218,29 @@ def _check_list(strings: Sequence[str]) -> None:
 
 
 def decode_arch(strings: Sequence[str], *, format: str = "tf", stem_filters: int | None = None,
-                stem_stride: int = 2, head_filters: int = 1280, dropout: float = 0.2) -> ArchSpec:
+                stem_stride: int = 2, head_filters: int = 1280, dropout: float = 0.2,
+                activation: str | None = None) -> ArchSpec:
     """Block strings -> ArchSpec. The stem width defaults to the first block's input filters
-    (tf) or 32 (timm, whose strings carry no input widths)."""
+    (tf) or 32 (timm, whose strings carry no input widths); the stem and head activation to the
+    one every block uses (EfficientNet's swish), else ReLU."""
     _check_list(strings)
     extra = dict(stem_stride=stem_stride, head_filters=head_filters, dropout=dropout)
     if format == "tf":
         blocks = [decode_block(s) for s in strings]
         stem = blocks[0].in_filters if stem_filters is None else stem_filters
-        return _arch(blocks, strings, stem_filters=stem, **extra)
-    if format == "timm":
+    elif format == "timm":
         width = 32 if stem_filters is None else stem_filters
         blocks = []
         for text in strings:
             blocks.append(decode_timm_block(text, width))
             width = blocks[-1].out_filters
-        return _arch(blocks, strings, stem_filters=32 if stem_filters is None else stem_filters, **extra)
-    raise ValueError(f"unknown block-string format {format!r} (expected 'tf' or 'timm')")
+        stem = 32 if stem_filters is None else stem_filters
+    else:
+        raise ValueError(f"unknown block-string format {format!r} (expected 'tf' or 'timm')")
+    if activation is None:
+        acts = {b.act for b in blocks}
+        activation = acts.pop() if len(acts) == 1 else "relu"
+    return _arch(blocks, strings, stem_filters=stem, activation=activation, **extra)
 
 
 def encode_arch(arch: ArchSpec, *, format: str = "tf") -> list[str]:

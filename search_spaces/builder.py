@@ -21,31 +21,47 @@ def _bn(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, momentum=BN_MOMENTUM, eps=BN_EPS)
 
 
+#: The one table of activations (names as in `specs.ACTIVATIONS`): name -> module factory.
+#: SE uses the layer's activation inside and a sigmoid gate (MnasNet: ReLU, EfficientNet: swish).
+ACTIVATION_MODULES: dict[str, Callable[[], nn.Module]] = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "swish": lambda: nn.SiLU(inplace=True),
+}
+
+
+def activation(name: str) -> nn.Module:
+    if name not in ACTIVATION_MODULES:
+        raise ValueError(f"unknown activation {name!r} (expected one of "
+                         f"{', '.join(ACTIVATION_MODULES)})")
+    return ACTIVATION_MODULES[name]()
+
+
 class ConvBNAct(nn.Sequential):
-    """k x k conv (no bias) -> BN -> optional ReLU."""
+    """k x k conv (no bias) -> BN -> activation (`act`, None for a linear layer)."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1,
-                 act: bool = True) -> None:
+                 act: str | None = "relu") -> None:
         layers: list[nn.Module] = [
             nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
             _bn(cout),
         ]
-        if act:
-            layers.append(nn.ReLU(inplace=True))
+        if act is not None:
+            layers.append(activation(act))
         super().__init__(*layers)
 
 
 class SqueezeExcite(nn.Module):
-    """Global average -> 1x1 (bias) -> ReLU -> 1x1 (bias) -> sigmoid gate."""
+    """Global average -> 1x1 (bias) -> activation -> 1x1 (bias) -> sigmoid gate."""
 
-    def __init__(self, channels: int, squeeze: int) -> None:
+    def __init__(self, channels: int, squeeze: int, act: str = "relu") -> None:
         super().__init__()
         self.reduce = nn.Conv2d(channels, squeeze, 1, bias=True)
+        self.act = activation(act)
         self.expand = nn.Conv2d(squeeze, channels, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = x.mean((2, 3), keepdim=True)
-        s = self.expand(torch.relu(self.reduce(s)))
+        s = self.expand(self.act(self.reduce(s)))
         return x * torch.sigmoid(s)
 
 
@@ -90,23 +106,24 @@ class InvertedResidual(Layer):
         mid = spec.mid_filters
         layers: list[nn.Module] = []
         if spec.expansion != 1:
-            layers.append(ConvBNAct(spec.in_filters, mid, 1))
-        layers.append(ConvBNAct(mid, mid, spec.kernel, spec.stride, groups=mid))
+            layers.append(ConvBNAct(spec.in_filters, mid, 1, act=spec.act))
+        layers.append(ConvBNAct(mid, mid, spec.kernel, spec.stride, groups=mid, act=spec.act))
         if spec.se_ratio > 0:
-            layers.append(SqueezeExcite(mid, spec.se_filters))
-        layers.append(ConvBNAct(mid, spec.out_filters, 1, act=False))
+            layers.append(SqueezeExcite(mid, spec.se_filters, spec.act))
+        layers.append(ConvBNAct(mid, spec.out_filters, 1, act=None))
         self.body = nn.Sequential(*layers)
 
 
 class RegularConv(Layer):
-    """A regular k x k convolution (`conv`): conv -> BN -> ReLU, then optional SE on its output."""
+    """A regular k x k convolution (`conv`): conv -> BN -> activation, then optional SE on its
+    output."""
 
     def __init__(self, spec: LayerSpec) -> None:
         super().__init__(spec)
         layers: list[nn.Module] = [ConvBNAct(spec.in_filters, spec.out_filters, spec.kernel,
-                                             spec.stride)]
+                                             spec.stride, act=spec.act)]
         if spec.se_ratio > 0:
-            layers.append(SqueezeExcite(spec.out_filters, spec.se_filters))
+            layers.append(SqueezeExcite(spec.out_filters, spec.se_filters, spec.act))
         self.body = nn.Sequential(*layers)
 
 
@@ -123,11 +140,12 @@ def build_layer(spec: LayerSpec) -> Layer:
 
 
 class Head(nn.Module):
-    """1x1 conv -> BN -> ReLU -> global average pool -> dropout -> FC."""
+    """1x1 conv -> BN -> activation -> global average pool -> dropout -> FC."""
 
-    def __init__(self, cin: int, head: int, num_classes: int, dropout: float) -> None:
+    def __init__(self, cin: int, head: int, num_classes: int, dropout: float,
+                 act: str = "relu") -> None:
         super().__init__()
-        self.conv = ConvBNAct(cin, head, 1)
+        self.conv = ConvBNAct(cin, head, 1, act=act)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(head, num_classes)
 
@@ -145,9 +163,11 @@ class MnasNet(nn.Module):
             raise ValueError(f"num_classes and in_channels must be >= 1, got {num_classes}, "
                              f"{in_channels}")
         self.arch = arch
-        self.stem = ConvBNAct(in_channels, arch.stem_filters, 3, arch.stem_stride)
+        self.stem = ConvBNAct(in_channels, arch.stem_filters, 3, arch.stem_stride,
+                              act=arch.activation)
         self.layers = nn.Sequential(*(build_layer(s) for s in arch.layers()))
-        self.head = Head(arch.blocks[-1].out_filters, arch.head_filters, num_classes, arch.dropout)
+        self.head = Head(arch.blocks[-1].out_filters, arch.head_filters, num_classes, arch.dropout,
+                         arch.activation)
         self._init_weights()
 
     def _init_weights(self) -> None:

@@ -24,6 +24,14 @@ REFERENCE_STRINGS: dict[str, tuple[str, ...]] = {
         "r4_k3_s22_e6_i32_o64", "r3_k3_s11_e6_i64_o96", "r3_k3_s22_e6_i96_o160",
         "r1_k3_s11_e6_i160_o320",
     ),
+    # EfficientNet-B0 (Tan & Le 2019, Table 1; official efficientnet_builder.py block strings),
+    # MBConv with SE 0.25 and swish throughout (the stem and head follow the blocks).
+    "efficientnet_b0": (
+        "r1_k3_s11_e1_i32_o16_se0.25_swish", "r2_k3_s22_e6_i16_o24_se0.25_swish",
+        "r2_k5_s22_e6_i24_o40_se0.25_swish", "r3_k3_s22_e6_i40_o80_se0.25_swish",
+        "r3_k5_s11_e6_i80_o112_se0.25_swish", "r4_k5_s22_e6_i112_o192_se0.25_swish",
+        "r1_k3_s11_e6_i192_o320_se0.25_swish",
+    ),
 }
 
 

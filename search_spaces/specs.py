@@ -14,6 +14,10 @@ OPS = ("conv", "ds", "ir")
 #: Skip operations. `identity` adds the input where stride is 1 and widths match; `pool` adds a
 #: pooled, projected shortcut wherever the shape changes (identity otherwise); `none` adds nothing.
 SKIPS = ("identity", "pool", "none")
+#: Activations a layer (and the stem/head) can use: MnasNet's ReLU and EfficientNet's swish
+#: (x * sigmoid(x), PyTorch's SiLU). The builder maps each name to modules; the block-string codec
+#: writes a non-default one as a flag token of the same name (`_swish`).
+ACTIVATIONS = ("relu", "swish")
 
 
 def out_size(size: int, stride: int) -> int:
@@ -35,6 +39,7 @@ class BlockSpec:
     out_filters: int
     se_ratio: float = 0.0
     skip: str = "identity"
+    act: str = "relu"
 
     def __post_init__(self) -> None:
         problems = _block_problems(self)
@@ -56,6 +61,7 @@ class BlockSpec:
                 out_filters=self.out_filters,
                 se_ratio=self.se_ratio,
                 skip=self.skip,
+                act=self.act,
             )
 
     def with_(self, **changes: object) -> "BlockSpec":
@@ -74,6 +80,7 @@ class LayerSpec:
     out_filters: int
     se_ratio: float
     skip: str
+    act: str = "relu"
 
     @property
     def has_residual(self) -> bool:
@@ -104,6 +111,8 @@ def _block_problems(b: BlockSpec) -> list[str]:
         out.append(f"op {b.op!r} is not one of {OPS}")
     if b.skip not in SKIPS:
         out.append(f"skip {b.skip!r} is not one of {SKIPS}")
+    if b.act not in ACTIVATIONS:
+        out.append(f"act {b.act!r} is not one of {ACTIVATIONS}")
     for name in ("repeats", "kernel", "stride", "expansion", "in_filters", "out_filters"):
         value = getattr(b, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -124,13 +133,15 @@ def _block_problems(b: BlockSpec) -> list[str]:
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """A whole network: stem conv, the blocks, then a 1x1 head conv, pooling, dropout and FC."""
+    """A whole network: stem conv, the blocks, then a 1x1 head conv, pooling, dropout and FC.
+    `activation` is the stem's and head's (each block carries its own)."""
 
     blocks: tuple[BlockSpec, ...]
     stem_filters: int = 32
     stem_stride: int = 2
     head_filters: int = 1280
     dropout: float = 0.2
+    activation: str = "relu"
 
     def __post_init__(self) -> None:
         if not isinstance(self.blocks, (list, tuple)):
@@ -147,6 +158,8 @@ class ArchSpec:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not _is_real(self.dropout) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation {self.activation!r} is not one of {ACTIVATIONS}")
         width = self.stem_filters
         for idx, block in enumerate(self.blocks):
             if block.in_filters != width:
@@ -171,4 +184,4 @@ class ArchSpec:
         return replace(self, **changes)
 
 
-__all__ = ["OPS", "SKIPS", "BlockSpec", "LayerSpec", "ArchSpec"]
+__all__ = ["ACTIVATIONS", "OPS", "SKIPS", "BlockSpec", "LayerSpec", "ArchSpec"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from mnas.architectures import resolve_arch
-from search_spaces import ArchSpec, build_model, count_macs, count_params
+from search_spaces import ArchSpec, FamilyModel, Network, build_network, count_macs, count_params
 from search_spaces.specs import out_size
 
 
@@ -16,7 +16,8 @@ def _table_rows(arch: ArchSpec, input_size: int) -> list[tuple[str, ...]]:
              str(arch.stem_filters), f"{res}x{res}")]
     for i, b in enumerate(arch.blocks):
         res = out_size(res, b.stride)  # only a block's first layer strides
-        rows.append((str(i + 1), b.op, str(b.kernel), str(b.stride), str(b.expansion),
+        op = b.op if b.act == "relu" else f"{b.op}+{b.act}"
+        rows.append((str(i + 1), op, str(b.kernel), str(b.stride), str(b.expansion),
                      f"{b.se_ratio:g}", b.skip, str(b.repeats), str(b.in_filters),
                      str(b.out_filters), f"{res}x{res}"))
     rows.append(("head", "conv1x1", "1", "1", "-", "-", "-", "1", str(arch.blocks[-1].out_filters),
@@ -24,12 +25,18 @@ def _table_rows(arch: ArchSpec, input_size: int) -> list[tuple[str, ...]]:
     return rows
 
 
-def describe_table(arch: ArchSpec, input_size: int, num_classes: int) -> str:
-    """A human-readable block table with parameters and multiply-adds."""
-    rows = _table_rows(arch, input_size)
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in rows]
-    model = build_model(arch, num_classes=num_classes)
+def describe_table(arch: Network, input_size: int, num_classes: int) -> str:
+    """A human-readable block table with parameters and multiply-adds (a family outside the
+    block grammar gets its name and paper instead of the table)."""
+    if isinstance(arch, FamilyModel):
+        from search_spaces.families import FAMILIES
+        lines = [f"{arch.label}: {arch.family} at width {arch.width:g}, stem stride "
+                 f"{arch.stem_stride} ({FAMILIES[arch.family].paper}; not in the block grammar)"]
+    else:
+        rows = _table_rows(arch, input_size)
+        widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+        lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in rows]
+    model = build_network(arch, num_classes=num_classes)
     params, macs = count_params(model), count_macs(model, input_size)
     lines.append(f"input {input_size}x{input_size}, {num_classes} classes: "
                  f"{params:,} parameters, {macs / 1e6:,.1f}M multiply-adds")

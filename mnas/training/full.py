@@ -17,7 +17,8 @@ import torch
 from mnas.fileio import atomic_torch_save, atomic_write_json, read_torch_file
 from mnas.training.data import load_dataset
 from mnas.training.trainer import Trainer, TrainConfig, torch_threads
-from search_spaces import ArchSpec, build_model, count_macs, count_params, encode_arch
+from search_spaces import (FamilyModel, Network, build_network, count_macs, count_params,
+                           network_strings)
 from search_spaces.onnx_export import export_onnx
 
 CHECKPOINT = "checkpoint.pt"
@@ -37,7 +38,7 @@ def _tensorboard_writer(path: Path) -> Any:
     return SummaryWriter(str(path))
 
 
-def _resume(trainer: Trainer, ckpt: Path, arch: ArchSpec, config: TrainConfig) -> list[dict]:
+def _resume(trainer: Trainer, ckpt: Path, arch: Network, config: TrainConfig) -> list[dict]:
     state = read_torch_file(ckpt, "training checkpoint")
     try:
         meta = json.loads(state["meta"])
@@ -46,7 +47,7 @@ def _resume(trainer: Trainer, ckpt: Path, arch: ArchSpec, config: TrainConfig) -
         raise ValueError(f"{ckpt}: not an mnas training checkpoint (no valid 'meta')") from None
     if not isinstance(state.get("trainer"), dict) or not isinstance(meta["config"], dict):
         raise ValueError(f"{ckpt}: not an mnas training checkpoint")
-    if meta["blocks"] != list(encode_arch(arch)) or meta["stem_stride"] != arch.stem_stride:
+    if meta["blocks"] != network_strings(arch) or meta["stem_stride"] != arch.stem_stride:
         raise ValueError(f"{ckpt}: checkpoint is for a different architecture "
                          f"({' '.join(meta['blocks'])}, stem stride {meta['stem_stride']})")
     mine = {k: v for k, v in config.to_dict().items() if k not in TRAIN_RESUME_MUTABLE}
@@ -64,7 +65,16 @@ def _resume(trainer: Trainer, ckpt: Path, arch: ArchSpec, config: TrainConfig) -
     return list(meta["history"])
 
 
-def train_full(arch: ArchSpec, config: TrainConfig, out: Path, *, resume: bool = False,
+def _shape_fields(arch: Network) -> dict[str, Any]:
+    """Stem, head and dropout of a grammar network (a family's are fixed by its name)."""
+    if isinstance(arch, FamilyModel):
+        return dict(stem_stride=arch.stem_stride)
+    return dict(stem_filters=arch.stem_filters, stem_stride=arch.stem_stride,
+                head_filters=arch.head_filters, dropout=arch.dropout,
+                activation=arch.activation)
+
+
+def train_full(arch: Network, config: TrainConfig, out: Path, *, resume: bool = False,
                progress: bool = True) -> dict:
     """Train with a checkpoint per epoch; return (and write) the result record."""
     from tqdm import tqdm
@@ -76,7 +86,7 @@ def train_full(arch: ArchSpec, config: TrainConfig, out: Path, *, resume: bool =
     start = time.perf_counter()
     with torch_threads(config.threads):
         torch.manual_seed(config.seed)
-        model = build_model(arch, data.num_classes, data.in_channels)
+        model = build_network(arch, data.num_classes, data.in_channels)
         params, macs = count_params(model), count_macs(model, data.input_size, data.in_channels)
         trainer = Trainer(model, data, config)
         history = _resume(trainer, ckpt, arch, config) if resume and ckpt.exists() else []
@@ -90,16 +100,15 @@ def train_full(arch: ArchSpec, config: TrainConfig, out: Path, *, resume: bool =
                   epochs=trainer.epochs_done, params=params, macs=macs,
                   input_size=data.input_size, num_classes=data.num_classes,
                   train_images=len(data.train_y), val_images=len(data.val_y),
-                  blocks=list(encode_arch(arch)), stem_filters=arch.stem_filters,
-                  stem_stride=arch.stem_stride, head_filters=arch.head_filters,
-                  dropout=arch.dropout, wall_time_s=round(time.perf_counter() - start, 2),
+                  blocks=network_strings(arch), **_shape_fields(arch),
+                  wall_time_s=round(time.perf_counter() - start, 2),
                   onnx=ONNX if status == "ok" else None, history=history,
                   child_training=config.to_dict())
     atomic_write_json(out / RESULT, result, indent=2)
     return result
 
 
-def _epochs(trainer: Trainer, arch: ArchSpec, config: TrainConfig, ckpt: Path,
+def _epochs(trainer: Trainer, arch: Network, config: TrainConfig, ckpt: Path,
             history: list[dict], out: Path, tqdm: Any, progress: bool) -> str:
     """Train epoch by epoch from where the trainer stands; log, evaluate and checkpoint."""
     writer = _tensorboard_writer(out / TB_DIR)
@@ -123,7 +132,7 @@ def _epochs(trainer: Trainer, arch: ArchSpec, config: TrainConfig, ckpt: Path,
             writer.add_scalar("train/lr", trainer.optimizer.param_groups[0]["lr"], trainer.step)
             writer.flush()
             bar.set_postfix(epoch=f"{epoch:.1f}", loss=f"{outcome.loss:.3f}", acc=f"{acc:.3f}")
-            meta = dict(blocks=list(encode_arch(arch)), stem_stride=arch.stem_stride,
+            meta = dict(blocks=network_strings(arch), stem_stride=arch.stem_stride,
                         config=config.to_dict(), history=history)
             atomic_torch_save(dict(trainer=trainer.state_dict(), meta=json.dumps(meta)), ckpt)
     finally:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces import ArchSpec, build_model, count_macs, count_params
+from search_spaces import Network, build_network, count_macs, count_params
 
 from mnas.training.data import DataConfig, Dataset, load_dataset
 from mnas.training.device import (autocast, check_device, check_precision, grad_scaler,
@@ -409,7 +409,7 @@ def torch_threads(threads: int) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-def train_child(arch: ArchSpec, config: TrainConfig, *,
+def train_child(arch: Network, config: TrainConfig, *,
                 num_classes: int | None = None) -> ChildResult:
     """Train `arch` briefly on the proxy data and return its validation top-1.
 
@@ -432,7 +432,7 @@ def train_child(arch: ArchSpec, config: TrainConfig, *,
     with torch_threads(config.threads), torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(config.seed)
         try:
-            model = build_model(arch, num_classes=classes, in_channels=data.in_channels)
+            model = build_network(arch, num_classes=classes, in_channels=data.in_channels)
             params = count_params(model)
             macs = count_macs(model, data.input_size, data.in_channels)
             trainer = Trainer(model, data, config, device)

@@ -1,8 +1,9 @@
-"""Every reference network and random MnasNetSpace networks run forward and export to ONNX, and
+"""Every reference network (block-grammar and the families outside it) and random MnasNetSpace networks run forward and export to ONNX, and
 onnxruntime reproduces the PyTorch outputs.
 
-Random BN statistics and a unit-scale classifier make the logits O(1), so atol 1e-4 is a real check
-(with the default init the logits are ~1e-2 and any mismatch would hide under the tolerance).
+Random BN statistics and a unit-scale classifier make the logits O(1); the outputs are compared
+after dividing by the logits' spread, so atol 1e-4 is a real check even where a family's head
+keeps them small (with the default init any mismatch would hide under an absolute tolerance).
 The bulk (50 random architectures at 224x224) is marked slow; the default run keeps the
 references, 10 random architectures at 32x32 and 3 at 224x224.
 """
@@ -13,7 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from search_spaces import ArchSpec, MnasNetSpace, build_model, reference_arch, reference_names
+from search_spaces import (ArchSpec, MnasNetSpace, Network, build_network, reference_network,
+                           reference_network_names)
 from search_spaces.onnx_export import export_onnx_bytes
 
 NUM_CLASSES = 10
@@ -43,28 +45,29 @@ def _randomize(model: nn.Module, seed: int) -> nn.Module:
     return model.eval()
 
 
-def _check_parity(arch: ArchSpec, input_size: int, seed: int = 0) -> None:
+def _check_parity(arch: Network, input_size: int, seed: int = 0) -> None:
     import onnxruntime as ort
 
-    model = _randomize(build_model(arch, num_classes=NUM_CLASSES), seed)
+    model = _randomize(build_network(arch, num_classes=NUM_CLASSES), seed)
     x = torch.randn(1, 3, input_size, input_size, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         expected = model(x).numpy()
     assert expected.shape == (1, NUM_CLASSES)
     assert np.isfinite(expected).all()
-    assert expected.std() > 0.05, "logits too small for atol 1e-4 to mean anything"
+    scale = float(expected.std())
+    assert scale > 1e-3, "logits (nearly) constant: the comparison would mean nothing"
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(export_onnx_bytes(model, input_size), options,
                                    providers=["CPUExecutionProvider"])
     got = session.run(None, {"input": x.numpy()})[0]
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(got / scale, expected / scale, rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("input_size", [224, 32])
-@pytest.mark.parametrize("name", reference_names())
+@pytest.mark.parametrize("name", reference_network_names())
 def test_reference_forward_and_onnx(name: str, input_size: int) -> None:
-    _check_parity(reference_arch(name), input_size)
+    _check_parity(reference_network(name), input_size)
 
 
 @pytest.mark.parametrize("index", range(10))

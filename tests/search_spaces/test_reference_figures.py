@@ -89,6 +89,6 @@ def test_reference_arch_rejects_bad_input(name: str, width: float, message: str)
 
 
 def test_reference_names_and_stem_stride() -> None:
-    assert reference_names() == ["mnasnet_a1", "mnasnet_b1", "mobilenet_v2"]
+    assert reference_names() == ["efficientnet_b0", "mnasnet_a1", "mnasnet_b1", "mobilenet_v2"]
     arch = reference_arch("mnasnet_a1", stem_stride=1)
     assert arch.stem_stride == 1 and arch.total_stride == 16

@@ -152,3 +152,22 @@ def test_console_script_runs(tmp_path: Path) -> None:
     assert bad.stdout == ""
     assert bad.stderr.startswith("mnas describe: error: block string")
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_describe_names_families_outside_the_grammar(capsys: pytest.CaptureFixture) -> None:
+    assert main(["describe", "shufflenet_v2@0.5", "--input-size", "32"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("shufflenet_v2@0.5: shufflenet_v2 at width 0.5")
+    assert "1,366,792 parameters" in out
+    assert resolve_arch("mobilenet_v1@0.25").label == "mobilenet_v1@0.25"
+
+
+def test_describe_efficientnet_marks_swish(capsys: pytest.CaptureFixture) -> None:
+    assert main(["describe", "efficientnet_b0"]) == 0
+    out = capsys.readouterr().out
+    assert "ir+swish" in out and "5,288,548 parameters" in out
+
+
+def test_describe_bad_family_width_is_one_line(capsys: pytest.CaptureFixture) -> None:
+    assert main(["describe", "squeezenet1_1@0.5"]) == 2
+    assert "squeezenet1_1: width must be one of 1" in capsys.readouterr().err

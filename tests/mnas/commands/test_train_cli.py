@@ -148,3 +148,14 @@ def test_missing_data_path_names_config_and_key(tmp_path: Path,
     err = capsys.readouterr().err
     assert f"{path}: child_training.data.path: /nope/d.npz does not exist" in err
     assert err.count("\n") == 1 and not out.exists()
+
+
+def test_train_a_family_outside_the_grammar(config: str, tmp_path: Path) -> None:
+    out = tmp_path / "shuffle"
+    assert main(["train", "shufflenet_v2@0.5", "--config", config, "--out", str(out),
+                 "--quiet"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "ok" and result["blocks"] == ["shufflenet_v2@0.5"]
+    assert result["stem_stride"] == 1 and (out / "model.onnx").exists()
+    assert main(["train", "shufflenet_v2@0.5", "--config", config, "--out", str(out),
+                 "--quiet", "--resume", "--epochs", "2"]) == 0
