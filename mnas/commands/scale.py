@@ -80,49 +80,53 @@ def _done(path: Path) -> dict[tuple, dict[str, Any]]:
     return out
 
 
-def _run_grid(args: argparse.Namespace) -> int:
-    from latency import make_profiler
+def _score(base: Any, size0: int, c: Any, config: Any, profiler: Any) -> dict[str, Any]:
+    """One grid candidate: scaled, timed whole, trained at its input size, rewarded."""
     from latency.build import arch_onnx
-    from mnas.config.schema import load_config
     from mnas.reward import mnas_reward
     from mnas.training.trainer import train_child
-    from search_spaces.scaling import Compound, compound_scale, constrained_grid
+    from search_spaces.scaling import compound_scale
     from search_spaces.space import MnasNetSpace
+
+    arch, size = compound_scale(base, size0, c)
+    ms = profiler.measure(arch_onnx(MnasNetSpace(input_size=size,
+                                                 num_classes=config.space.num_classes),
+                                    arch)).ms
+    train = config.child_training
+    result = train_child(arch, replace(train, data=replace(train.data, input_size=size)))
+    alpha, beta = config.reward.weights
+    reward = mnas_reward(result.accuracy, ms, target_ms=config.latency.target_ms, alpha=alpha,
+                         beta=beta) if result.status == "ok" else None
+    return dict(alpha=c.alpha if c.phi else 1.0, beta=c.beta if c.phi else 1.0,
+                gamma=c.gamma if c.phi else 1.0, flops_factor=c.flops_factor, input_size=size,
+                latency_ms=ms, accuracy=result.accuracy, status=result.status,
+                params=result.params, macs=result.macs, reward=reward,
+                blocks=export_record(arch, size)["blocks"])
+
+
+def _run_grid(args: argparse.Namespace) -> int:
+    from latency import make_profiler
+    from mnas.config.schema import load_config
+    from search_spaces.scaling import Compound, constrained_grid
 
     if not args.config:
         raise ValueError("--grid needs --config CONFIG (its child_training recipe, reward and "
                          "latency.target_ms)")
     config = load_config(args.config)
-    train = config.child_training
-    size0 = train.data.input_size or args.input_size
+    size0 = config.child_training.data.input_size or args.input_size
     base = _grammar_arch(args.arch)
     grid = [Compound(0.0)] + constrained_grid(args.step, 2.0, args.tolerance, args.upper)
     kwargs = config.latency.kwargs if config.latency.predictor == "lut" else {}
     profiler = make_profiler(_profiler_dict(args, kwargs.get("profiler")))
-    alpha, beta = config.reward.weights
-    target = config.latency.target_ms
     out = Path(args.out or "runs/scale-grid")
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "grid.jsonl"
-    done = _done(path)
+    done = _done(out / "grid.jsonl")
     rows = []
-    with path.open("a") as fh:
+    with (out / "grid.jsonl").open("a") as fh:
         for i, c in enumerate(grid):
-            rec = done.get((c.alpha, c.beta, c.gamma)) if c.phi else done.get((1.0, 1.0, 1.0))
+            rec = done.get((c.alpha, c.beta, c.gamma) if c.phi else (1.0, 1.0, 1.0))
             if rec is None:
-                arch, size = compound_scale(base, size0, c)
-                space = MnasNetSpace(input_size=size, num_classes=config.space.num_classes)
-                ms = profiler.measure(arch_onnx(space, arch)).ms
-                result = train_child(arch, replace(train, data=replace(train.data,
-                                                                        input_size=size)))
-                ok = result.status == "ok"
-                rec = dict(alpha=c.alpha if c.phi else 1.0, beta=c.beta if c.phi else 1.0,
-                           gamma=c.gamma if c.phi else 1.0, flops_factor=c.flops_factor,
-                           input_size=size, latency_ms=ms, accuracy=result.accuracy,
-                           status=result.status, params=result.params, macs=result.macs,
-                           reward=mnas_reward(result.accuracy, ms, target_ms=target,
-                                              alpha=alpha, beta=beta) if ok else None,
-                           blocks=export_record(arch, size)["blocks"])
+                rec = _score(base, size0, c, config, profiler)
                 fh.write(json.dumps(rec) + "\n")
                 fh.flush()
             rows.append(rec)
@@ -132,9 +136,9 @@ def _run_grid(args: argparse.Namespace) -> int:
                       f"{rec['accuracy']:.4f}, reward {rec['reward']}", flush=True)
     scored = [r for r in rows[1:] if r["reward"] is not None]
     best = max(scored, key=lambda r: r["reward"]) if scored else None
-    atomic_write_json(out / "grid.json", dict(base=rows[0], candidates=rows[1:], best=best,
-                                              target_ms=target, reward=[alpha, beta],
-                                              profiler=profiler.provenance()), indent=2)
+    atomic_write_json(out / "grid.json", dict(
+        base=rows[0], candidates=rows[1:], best=best, target_ms=config.latency.target_ms,
+        reward=list(config.reward.weights), profiler=profiler.provenance()), indent=2)
     print(f"{len(rows) - 1} candidates (alpha*beta^2*gamma^2 within {args.tolerance:g} of 2), "
           f"base {rows[0]['latency_ms']:.3f} ms / accuracy {rows[0]['accuracy']:.4f}")
     if best is not None:
