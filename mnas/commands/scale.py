@@ -98,7 +98,8 @@ def _score(base: Any, size0: int, c: Any, config: Any, profiler: Any) -> dict[st
     reward = mnas_reward(result.accuracy, ms, target_ms=config.latency.target_ms, alpha=alpha,
                          beta=beta) if result.status == "ok" else None
     return dict(alpha=c.alpha if c.phi else 1.0, beta=c.beta if c.phi else 1.0,
-                gamma=c.gamma if c.phi else 1.0, flops_factor=c.flops_factor, input_size=size,
+                gamma=c.gamma if c.phi else 1.0, flops_factor=c.flops_factor if c.phi else 1.0,
+                input_size=size,
                 latency_ms=ms, accuracy=result.accuracy, status=result.status,
                 params=result.params, macs=result.macs, reward=reward,
                 blocks=export_record(arch, size)["blocks"])
