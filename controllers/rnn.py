@@ -225,12 +225,13 @@ class RNNController(Controller):
     def _snapshot(self) -> dict[str, Any]:
         return {"policy": copy.deepcopy(self.policy.state_dict()),
                 "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-                "baseline": self.baseline}
+                "baseline": self.baseline, "history": list(self.history)}
 
     def _restore(self, snap: dict[str, Any]) -> None:
         self.policy.load_state_dict(snap["policy"])
         self.optimizer.load_state_dict(snap["optimizer"])
         self.baseline = snap["baseline"]
+        self.history = snap["history"]
 
     @_single_threaded
     def update(self, samples: Sequence[Sample], rewards: Sequence[float]) -> dict[str, float]:
@@ -265,7 +266,7 @@ class RNNController(Controller):
                     outside = (ratio - 1.0).abs() > self.ppo_clip
                     stats["clip_fraction"] = float(outside.float().mean())
                     stats["approx_kl"] = float((old - logp).mean())
-        if not ok:  # weights, optimiser and baseline as before this batch
+        if not ok:  # weights, optimiser, baseline and rank window as before this batch
             self._restore(snap)
             return {"skipped": 1.0, "reward_mean": float(values.mean()),
                     "reward_max": float(values.max()), "samples": float(len(samples)),

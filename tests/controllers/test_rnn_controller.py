@@ -191,3 +191,12 @@ def test_sample_and_update_restore_the_thread_setting(space):
     controller = RNNController(space)
     controller.update(controller.sample(2), [0.0, 1.0])
     assert torch.get_num_threads() == threads
+
+
+def test_a_skipped_update_leaves_the_rank_window_as_it_was(space):
+    controller = RNNController(space, seed=0, advantage="risk_seeking", rank_window=8)
+    controller.update(controller.sample(4), [0.1, 0.2, 0.3, 0.4])
+    before = list(controller.history)
+    controller._step = lambda loss: False  # type: ignore[method-assign]  # a non-finite step
+    stats = controller.update(controller.sample(4), [0.5, 0.6, 0.7, 0.8])
+    assert stats["skipped"] == 1.0 and controller.history == before
