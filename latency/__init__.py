@@ -4,8 +4,6 @@ onnxruntime is imported only by `latency.profiler`, and only when something need
 """
 from __future__ import annotations
 
-import importlib
-import inspect
 import os
 from typing import Any, Protocol, Sequence, runtime_checkable
 
@@ -26,7 +24,9 @@ class LatencyPredictor(Protocol):
     def predict_many(self, archs: Sequence[ArchSpec]) -> np.ndarray: ...
 
 
-BUILTIN_PREDICTORS = ("lut", "measured", "flops")
+BUILTIN_PREDICTORS = ("lut", "measured", "flops", "csv_column", "ofa_yaml", "proxyless_yaml")
+#: Predictors that price the mnasnet space's architectures (ArchSpec) only.
+_MNASNET_ONLY = ("lut", "measured", "flops")
 
 
 def make_profiler(profiler: Any = None) -> Any:
@@ -55,6 +55,15 @@ def create_predictor(name: str, *, space: MnasNetSpace, table: Any = None,
     build (dict of BuildOptions), progress. flops kwargs: ms_per_mmac, intercept_ms.
     measured kwargs: profiler. Custom classes get `space`/`table` if their signature takes them."""
     from .predictors import FlopsPredictor, MeasuredPredictor
+    if name in _MNASNET_ONLY and not isinstance(space, MnasNetSpace):
+        raise ValueError(f"latency.predictor: {name!r} prices mnasnet-space architectures; for "
+                         f"this space use csv_column, ofa_yaml or a custom predictor")
+    if name == "csv_column":
+        from .imported import CsvColumnPredictor
+        return CsvColumnPredictor(space, table, **kwargs)
+    if name in ("ofa_yaml", "proxyless_yaml"):
+        from .layer_tables import create_layer_table_predictor
+        return create_layer_table_predictor(name, space, table, **kwargs)
     if name == "lut":
         return _create_lut(space, table, **kwargs)
     if name == "flops":
@@ -97,44 +106,13 @@ def load_custom(path: str, **kwargs: Any) -> LatencyPredictor:
     """Import `pkg.module:Name` and instantiate it (or use it as is if it is not callable).
 
     `space` and `table` are passed only when the signature accepts them (or **kwargs)."""
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"latency.predictor: {path!r} is not a dotted path 'pkg.module:Name'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"latency.predictor: cannot import {module_name!r} for {path!r} ({exc}; "
-                         "is it on PYTHONPATH?)") from None
-    except Exception as exc:  # user code failing at import: still one line naming it
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise ValueError(f"latency.predictor: importing {module_name!r} for {path!r} failed: "
-                         f"{type(exc).__name__}: {first}") from None
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"latency.predictor: {module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if inspect.isclass(obj) or inspect.isfunction(obj):
-        try:
-            params = inspect.signature(obj).parameters
-        except (TypeError, ValueError):
-            params = {}
-        var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        for optional in ("space", "table"):
-            if optional not in params and not var_kw:
-                kwargs.pop(optional, None)
-        try:
-            obj = obj(**kwargs)
-        except TypeError as exc:
-            raise ValueError(f"latency.predictor: {path!r} rejected its kwargs: {exc}") from None
-        except ValueError as exc:
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            raise ValueError(f"latency.predictor: {path!r}: {first}") from None
-    if not isinstance(obj, LatencyPredictor) or not callable(getattr(obj, "predict", None)) \
-            or not callable(getattr(obj, "predict_many", None)):
-        raise ValueError(f"latency.predictor: {path!r} does not satisfy LatencyPredictor "
-                         "(needs predict(arch) -> float and predict_many(archs) -> array)")
-    return obj
+    from mnas.plugins import load_plugin
+
+    return load_plugin(
+        path, key="latency.predictor", kwargs=kwargs, optional=("space", "table"),
+        fits=lambda obj: isinstance(obj, LatencyPredictor)
+        and callable(getattr(obj, "predict", None)) and callable(getattr(obj, "predict_many", None)),
+        contract="LatencyPredictor (needs predict(arch) -> float and predict_many(archs) -> array)")
 
 
 __all__ = ["LatencyPredictor", "LatencyTable", "create_predictor", "load_custom", "load_table",

@@ -78,6 +78,15 @@ def to_arch(candidate: Candidate, space: Any) -> ArchSpec:
 
 def export_entry(candidate: Candidate, space: Any, fmt: str = "tf") -> dict[str, Any]:
     """The JSON object `mnas describe`/`mnas train` read back (plus provenance fields)."""
+    from search_spaces.registry import space_to_dict
+    from search_spaces.space import MnasNetSpace
+
+    if not isinstance(space, MnasNetSpace):  # another space: its name and own lossless text
+        strings = space.to_strings(space.from_strings(list(candidate.arch)))
+        return {"space": space_to_dict(space)["name"], "arch": strings, "format": "space",
+                "reward": candidate.reward, "accuracy": candidate.accuracy,
+                "latency_ms": candidate.latency_ms, "child": candidate.index,
+                "params": candidate.params, "macs": candidate.macs}
     arch = to_arch(candidate, space)
     return {"blocks": encode_arch(arch, format=fmt), "format": fmt,
             "reward": candidate.reward, "accuracy": candidate.accuracy,

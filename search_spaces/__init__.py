@@ -23,3 +23,6 @@ from .network import (Network, build_network, network_strings, published_widths,
 
 __all__ += ["FamilyModel", "family_names", "Network", "build_network", "network_strings",
             "published_widths", "reference_label", "reference_network", "reference_network_names"]
+from .ofa import OfaArch, OfaMobileNetV3Space, build_ofa_model  # noqa: E402
+
+__all__ += ["OfaArch", "OfaMobileNetV3Space", "build_ofa_model"]

@@ -27,7 +27,7 @@ _TIMM_OPS = {"ir": "ir", "ds": "ds", "cn": "conv"}
 _TIMM_NAMES = {v: k for k, v in _TIMM_OPS.items()}
 #: The one table of activation tokens: activation -> (tf flag, timm token). ReLU is the default
 #: and is never written.
-ACT_TOKENS = {"relu": ("relu", "nre"), "swish": ("swish", "nsw")}
+ACT_TOKENS = {"relu": ("relu", "nre"), "swish": ("swish", "nsw"), "hswish": ("hs", "nhs")}
 assert set(ACT_TOKENS) == set(ACTIVATIONS), "every activation needs its tokens"
 
 
@@ -196,6 +196,9 @@ def decode_timm_block(text: str, in_filters: int) -> BlockSpec:
 
 
 def encode_timm_block(block: BlockSpec) -> str:
+    if block.act != "relu":
+        raise ValueError(f"block {encode_block(block)!r}: timm strings here carry no h-swish; "
+                         "use the tf format")
     text = f"{_TIMM_NAMES[block.op]}_r{block.repeats}_k{block.kernel}_s{block.stride}"
     if block.op != "conv":  # timm writes ds blocks with e1 too (ds_r1_k3_s1_e1_c16_noskip)
         text += f"_e{block.expansion}"

@@ -26,6 +26,7 @@ def _bn(channels: int) -> nn.BatchNorm2d:
 ACTIVATION_MODULES: dict[str, Callable[[], nn.Module]] = {
     "relu": lambda: nn.ReLU(inplace=True),
     "swish": lambda: nn.SiLU(inplace=True),
+    "hswish": lambda: nn.Hardswish(inplace=True),
 }
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .nasbench201 import NasBench201Space
+from .ofa import OfaMobileNetV3Space
 from .space import MnasNetSpace
 
 #: Space name -> class (each has `from_dict`).
 SPACES: dict[str, Any] = {
     "mnasnet": MnasNetSpace,
     "nasbench201": NasBench201Space,
+    "ofa_mobilenetv3": OfaMobileNetV3Space,
 }
 DEFAULT_SPACE = "mnasnet"
 

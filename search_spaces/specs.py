@@ -17,7 +17,8 @@ SKIPS = ("identity", "pool", "none")
 #: Activations a layer (and the stem/head) can use: MnasNet's ReLU and EfficientNet's swish
 #: (x * sigmoid(x), PyTorch's SiLU). The builder maps each name to modules; the block-string codec
 #: writes a non-default one as a flag token of the same name (`_swish`).
-ACTIVATIONS = ("relu", "swish")
+#: `hswish` (h-swish, MobileNetV3 and the OFA space's later stages) is written `_hs`.
+ACTIVATIONS = ("relu", "swish", "hswish")
 
 
 def out_size(size: int, stride: int) -> int:

@@ -59,6 +59,13 @@ def _print_text(entries: list[dict[str, Any]], how: str, fmt: str) -> None:
     if not entries:
         return
     e = entries[0]
+    if "space" in e:  # another space: its own text form, one architecture per line
+        print(f"# {how}; {e['space']} space")
+        for i, e in enumerate(entries, 1):
+            print(f"#{i} reward {e['reward']:.4f}  accuracy {e['accuracy']:.4f}  "
+                  f"latency {e['latency_ms']:.3f} ms  (child {e['child']})")
+            print(" ".join(e["arch"]))
+        return
     print(f"# {how}; stem {e['stem_filters']}/s{e['stem_stride']}, head {e['head_filters']}, "
           f"dropout {e['dropout']:g}, input {e['input_size']}, {e['num_classes']} classes "
           "(block strings do not carry these: use --format json to keep them)")
@@ -99,6 +106,11 @@ def _run(args: argparse.Namespace) -> int:
         raise NotADirectoryError(f"--onnx {args.onnx}: exists and is not a directory (it names "
                                  "the directory the models are written to)")
     config = load_config(RunDir(run_dir).config)
+    from search_spaces.space import MnasNetSpace
+    if not isinstance(config.space, MnasNetSpace) and (args.format == "timm" or args.onnx):
+        option = "--format timm" if args.format == "timm" else "--onnx"
+        raise ValueError(f"{option}: only for mnasnet-space runs (this run searched "
+                         f"{config.search_space['name']}; use the default format or json)")
     history = read_history(RunDir(run_dir).history)
     for warning in history.warnings:
         print(f"mnas export: warning: {warning}", file=sys.stderr)

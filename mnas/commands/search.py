@@ -65,10 +65,12 @@ def _config_source(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mnas.evaluation import is_remote
     from mnas.search.rundir import (check_run_dir, default_run_dir, is_disk_error,
                                     prepare_run_dir, release)
-    from mnas.search.runner import (check_inputs, create_controller_and_reward, create_executor,
-                                    create_predictor, create_search, load_for_run)
+    from mnas.search.runner import (check_inputs, create_controller_and_reward, create_evaluator,
+                                    create_executor, create_predictor, create_search,
+                                    load_for_run)
 
     if args.resume and args.run_dir is None:
         raise ValueError("--resume needs --run-dir DIR (the run directory to continue)")
@@ -86,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         built = create_controller_and_reward(config, predictor)
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None
+    evaluator = create_evaluator(config, source)
     lock = prepare_run_dir(config, run_dir, resume=args.resume, force=args.force)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     search = executor = None
@@ -100,10 +103,10 @@ def run(args: argparse.Namespace) -> int:
             print("the budget is already recorded; nothing to do", file=sys.stderr)
             return 0
         start = time.perf_counter()
-        executor = create_executor(config, local=args.local)
+        executor = create_executor(config, local=args.local, evaluator=evaluator)
         # ray.init installs its own SIGTERM handler (exit 15, no resume hint): ours again
         signal.signal(signal.SIGTERM, _raise_terminated)
-        if args.local and config.ray.child_timeout_s is not None:
+        if args.local and is_remote(evaluator) and config.ray.child_timeout_s is not None:
             print(f"note: --local trains in this process, so ray.child_timeout_s "
                   f"({config.ray.child_timeout_s:g} s) does not apply; only "
                   f"child_training.time_limit_s does", file=sys.stderr, flush=True)
@@ -136,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if executor is not None:
             executor.shutdown()
-            if not args.local:
+            if not args.local and is_remote(evaluator):
                 from mnas.search.ray_pool import shutdown_ray
 
                 shutdown_ray()

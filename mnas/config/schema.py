@@ -26,17 +26,19 @@ import yaml
 from latency import BUILTIN_PREDICTORS
 from mnas.config.loader import apply_overrides, dataclass_from_data, to_plain
 from mnas.config.safe_yaml import safe_load
+from mnas.evaluation import BUILTIN_EVALUATORS
 from mnas.fileio import atomic_write_text
 from mnas.reward import resolve_weights
 from mnas.training.trainer import MAX_SEED, TrainConfig
-from search_spaces.space import MnasNetSpace
+from search_spaces.registry import create_space, space_to_dict
 
 #: The bundled quickstart experiment (what `make search` runs) when working from a checkout.
 QUICKSTART = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.yaml"
 
 #: Dotted keys holding file-system paths, resolved against the CWD by `load_config`.
 PATH_KEYS: tuple[str, ...] = ("child_training.data.path", "child_training.data.val_path",
-                              "child_training.data.cache_dir", "latency.table", "output.dir")
+                              "child_training.data.cache_dir", "latency.table", "evaluator.path",
+                              "output.dir")
 
 #: Keys a resume may change without invalidating the run (excluded from `config_fingerprint`):
 #: the budget can be extended, the cluster, the device and the output options are about *where*
@@ -167,6 +169,24 @@ class LatencyConfig:
 
 
 @dataclass(frozen=True)
+class EvaluatorConfig:
+    """How a child's accuracy is obtained: `name` is train (brief training on Ray workers, the
+    default) | table (a CSV column: `path`, `column`) | ofa_predictor (OFA's accuracy MLP:
+    `path` to acc_predictor.npz) | "pkg.module:Name" (your own class, imported only because the
+    config names it). `kwargs` go to its constructor (table: key_column, percent)."""
+
+    name: str = "train"
+    path: str | None = None
+    column: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check(self.name in BUILTIN_EVALUATORS or bool(_DOTTED.fullmatch(self.name)),
+               "evaluator.name", f"one of {', '.join(BUILTIN_EVALUATORS)} or 'pkg.module:Name'",
+               self.name)
+
+
+@dataclass(frozen=True)
 class RewardConfig:
     """ACC * (LAT/T)^w: `preset` soft (alpha = beta = -0.07) or hard (alpha = 0, beta = -1), or
     explicit `alpha` and `beta` (then no preset). Nothing given = soft. `failed_reward` is what
@@ -236,14 +256,15 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """A whole search. `search_space` is kept as the space's full, normalised mapping (see
-    `MnasNetSpace.from_dict`), so a saved config spells out every choice explicitly."""
+    """A whole search. `search_space` is kept as the space's full, normalised mapping with its
+    `name` (see `search_spaces.registry`), so a saved config spells out every choice."""
 
     name: str = "mnas"
     seed: int = 0
     search_space: dict[str, Any] = field(default_factory=dict)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     child_training: TrainConfig = field(default_factory=TrainConfig)
     ray: RayConfig = field(default_factory=RayConfig)
@@ -258,17 +279,18 @@ class ExperimentConfig:
         _check(_int(self.seed) and 0 <= self.seed <= MAX_SEED, "seed",
                f"an integer in [0, {MAX_SEED}]", self.seed)
         try:
-            space = MnasNetSpace.from_dict(self.search_space)
+            space = create_space(self.search_space)
         except (TypeError, AttributeError) as exc:
             raise ValueError(f"search_space: {exc}") from None
-        object.__setattr__(self, "search_space", space.to_dict())
+        object.__setattr__(self, "search_space", space_to_dict(space))
 
     @property
-    def space(self) -> MnasNetSpace:
-        return MnasNetSpace.from_dict(self.search_space)
+    def space(self) -> Any:
+        return create_space(self.search_space)
 
 
-_FIELD_SCHEMAS = {"search_space": MnasNetSpace}
+#: `--set` keys under `search_space` are checked by the selected space itself (each has its own).
+_FIELD_SCHEMAS: dict[str, type] = {}
 
 
 def parse_overrides(items: Iterable[str]) -> list[tuple[str, Any]]:
@@ -389,7 +411,8 @@ def fingerprint_diff(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
     return out
 
 
-__all__ = ["BudgetConfig", "ControllerConfig", "ExperimentConfig", "LatencyConfig", "OutputConfig",
-           "PATH_KEYS", "QUICKSTART", "SEARCH_RESUME_MUTABLE", "RayConfig", "RewardConfig",
+__all__ = ["BudgetConfig", "ControllerConfig", "EvaluatorConfig", "ExperimentConfig",
+           "LatencyConfig", "OutputConfig", "PATH_KEYS", "QUICKSTART", "SEARCH_RESUME_MUTABLE",
+           "RayConfig", "RewardConfig",
            "config_fingerprint", "config_from_dict", "config_to_dict",
            "fingerprint_diff", "load_config", "parse_overrides", "save_config"]

@@ -177,3 +177,25 @@ class LocalExecutor:
 
     def shutdown(self) -> None:
         self._queue.clear()
+
+
+class EvaluatorExecutor(LocalExecutor):
+    """Scores children with a cheap evaluator (table, predictor, your own) in this process:
+    `capacity` trials are handed out at once and all scored when the loop waits. No Ray, no
+    retries; an exception is a failed child, except ValueError / FileNotFoundError (bad
+    configuration or data), which stop the search as they do for training."""
+
+    def __init__(self, evaluator: Any, *, capacity: int = 64) -> None:
+        from mnas.evaluation import as_result
+
+        if capacity < 1:
+            raise ValueError(f"EvaluatorExecutor: capacity must be >= 1, got {capacity}")
+        super().__init__(None, trainer=lambda arch, _config, num_classes=None: as_result(
+            evaluator.evaluate(arch)).to_dict())
+        self.capacity = int(capacity)
+
+    def wait(self) -> list[tuple[Any, Outcome]]:
+        out = super().wait()
+        while self._queue:
+            out += super().wait()
+        return out

@@ -115,12 +115,21 @@ class HistoryWriter:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._file = open(self.path, "a", encoding="utf-8")
+        self.defer_sync = False
 
     def append(self, record: HistoryRecord) -> None:
+        """Write, flush and fsync one line; while `defer_sync` is set the fsync is left to a
+        later `sync()` (a batch of cheap children: the line survives a killed process, a power
+        cut may take it)."""
         line = json.dumps({k: _clean(v) for k, v in record.to_dict().items()}, allow_nan=False)
         with interrupts_deferred():  # a Ctrl-C lands after the line, not inside it
             self._file.write(line + "\n")
             self._file.flush()
+            if not self.defer_sync:
+                os.fsync(self._file.fileno())
+
+    def sync(self) -> None:
+        if not self._file.closed:
             os.fsync(self._file.fileno())
 
     def close(self) -> None:

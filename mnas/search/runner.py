@@ -10,7 +10,7 @@ from typing import Any
 
 from mnas.config.schema import ExperimentConfig, load_config
 from mnas.reward import RewardSpec
-from mnas.search.executor import Executor, LocalExecutor
+from mnas.search.executor import EvaluatorExecutor, Executor, LocalExecutor
 from mnas.search.loop import Search
 from mnas.search.rundir import RunDir
 
@@ -69,12 +69,38 @@ def create_predictor(config: ExperimentConfig,
         raise ValueError(prefix + message) from None
 
 
+def create_evaluator(config: ExperimentConfig,
+                     source: str | os.PathLike[str] | None = None) -> Any:
+    """The configured child evaluator; every way it can fail on user input (a missing CSV, an
+    unknown column, a table of another space, user code that does not import) becomes one
+    ValueError naming `source` (the config file) and the key."""
+    from mnas.evaluation import create_evaluator as factory
+
+    ev = config.evaluator
+    prefix = f"{source}: " if source is not None else ""
+    try:
+        return factory(ev.name, space=config.space, path=ev.path, column=ev.column,
+                       train_config=config.child_training, **dict(ev.kwargs))
+    except (ValueError, FileNotFoundError) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(prefix + (text if text.startswith("evaluator.") else
+                                   f"evaluator: {text}")) from None
+    except Exception as exc:  # noqa: BLE001 - user code named by the config failed
+        if ":" not in ev.name:
+            raise
+        raise ValueError(f"{prefix}evaluator.name: {ev.name!r} raised {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+
 def reference_latencies(predictor: Any, config: ExperimentConfig) -> list[tuple[str, float]]:
     """Predicted latency of the reference networks, where the predictor can price them (a
     lookup table built for another space cannot, a custom predictor may fail or return no
     usable number: those are skipped; they only mark the plot)."""
     from search_spaces.reference import reference_arch
+    from search_spaces.space import MnasNetSpace
 
+    if not isinstance(config.space, MnasNetSpace):
+        return []  # the references are MnasNet-space networks
     out = []
     for name in REFERENCES:
         try:
@@ -127,8 +153,14 @@ def create_search(config: ExperimentConfig, run_dir: Path, *, resume: bool,
 
 
 def create_executor(config: ExperimentConfig, *, local: bool = False,
-                    trainer: Any = None) -> Executor:
-    """In-process (`local`) or a Ray actor pool sized by `ray.workers` (0 = by the CPUs)."""
+                    trainer: Any = None, evaluator: Any = None) -> Executor:
+    """A cheap (not `remote`) evaluator scores children in this process, a batch at a time;
+    training runs in-process (`local`) or on a Ray actor pool sized by `ray.workers` (0 = by
+    the CPUs)."""
+    from mnas.evaluation import is_remote
+
+    if evaluator is not None and not is_remote(evaluator):
+        return EvaluatorExecutor(evaluator, capacity=max(64, config.budget.batch))
     if local:
         return LocalExecutor(config.child_training, trainer=trainer)
     from mnas.search.ray_pool import RayExecutor

@@ -33,7 +33,8 @@ def test_defaults_build_and_resolve_paths(tmp_path, monkeypatch):
     assert config.reward.preset == "soft" and config.reward.weights == (-0.07, -0.07)
     assert config.output.dir == str(tmp_path / "runs")
     assert config.space.size == 432 ** 7
-    assert config.search_space == config.space.to_dict()  # normalised, every key explicit
+    # normalised, every key explicit, with the space's name
+    assert config.search_space == {"name": "mnasnet", **config.space.to_dict()}
 
 
 def test_full_file_loads_with_types_converted(tmp_path):
@@ -77,8 +78,9 @@ output: {tensorboard: false}
     ("controller: {tanh_constant: -1}", "controller.tanh_constant: expected a number > 0 or null"),
     ("controller: {baseline_decay: 1.0}", "controller.baseline_decay: expected a number in [0, 1)"),
     ("controller: 5", "controller: expected a mapping, got 5"),
-    ("latency: {predictor: magic}", "latency.predictor: expected one of lut, measured, flops or "
-                                    "'pkg.module:Name', got 'magic'"),
+    ("latency: {predictor: magic}", "latency.predictor: expected one of lut, measured, flops, "
+                                    "csv_column, ofa_yaml, proxyless_yaml or 'pkg.module:Name', "
+                                    "got 'magic'"),
     ("latency: {target_ms: 0}", "latency.target_ms: expected a number > 0, got 0.0"),
     ("latency: {target_ms: .nan}", "latency.target_ms: expected a number, got nan"),
     ("latency: {kwargs: [1]}", "latency.kwargs: expected a mapping"),
@@ -152,7 +154,7 @@ def test_overrides_apply_and_parse_yaml_scalars(tmp_path):
     ("budget.kids=3", "--set budget.kids: unknown key 'kids' in budget"),
     ("nothing=3", "--set nothing: unknown key 'nothing' in the top level"),
     ("budget.children.x=3", "budget.children has no sub-keys"),
-    ("search_space.depth=3", "unknown key 'depth' in search_space"),
+    ("search_space.depth=3", "search_space.depth: unknown key"),
     ("budget.children", "expected KEY.PATH=VALUE"),
     ("=3", "expected KEY.PATH=VALUE"),
     ("budget.children=[1,", "not valid YAML"),
@@ -184,7 +186,8 @@ output: {dir: out}
     assert config.child_training.data.cache_dir == os.path.expanduser("~/cache")
     assert config.output.dir == str(tmp_path / "out")
     assert set(PATH_KEYS) == {"child_training.data.path", "child_training.data.val_path",
-                              "child_training.data.cache_dir", "latency.table", "output.dir"}
+                              "child_training.data.cache_dir", "latency.table", "evaluator.path",
+                              "output.dir"}
 
 
 def _configs() -> list[ExperimentConfig]:
@@ -260,7 +263,8 @@ def test_bundled_experiment_files_are_valid(path, tmp_path, monkeypatch):
     config = load_config(path)
     space = config.space
     arch = space.sample(np.random.default_rng(0))
-    assert len(arch.blocks) == len(space.base)
+    assert space.from_strings(space.to_strings(arch)) == arch  # lossless text, every space
+    assert space.decode(space.encode(arch)) == arch
     assert config.budget.children >= config.budget.batch
     saved = save_config(config, tmp_path / "config.yaml")
     assert load_config(saved) == config

@@ -1,0 +1,112 @@
+"""Child evaluation as a plug-in point, like latency predictors.
+
+An evaluator turns an architecture (the space's spec) into an `EvalResult` (accuracy and status).
+`evaluator.name` in a config selects one: `train` (brief training of the child, the default; on
+Ray workers), `table` (accuracy looked up in a CSV column), `ofa_predictor` (OFA's accuracy MLP),
+or `pkg.module:Name` (your own class, imported only because the config names it). Evaluators
+whose `remote` attribute is true (train) run on the executor pool; all others run in the driver
+process, a batch at a time, so a cheap evaluator's search costs no Ray start-up.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+#: Evaluators built in (besides "pkg.module:Name").
+BUILTIN_EVALUATORS: tuple[str, ...] = ("train", "table", "ofa_predictor")
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What evaluating one child produced. `status` is "ok" or a failure kind ("failed",
+    "diverged", ...); `accuracy` is a fraction in [0, 1] (None when not ok); `extra` holds
+    evaluator-specific fields written to the history (params, macs, train_loss, ...)."""
+
+    accuracy: float | None
+    status: str = "ok"
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"params": None, "macs": None, "wall_time_s": None, **self.extra}
+        out.update(status=self.status, accuracy=self.accuracy, error=self.error)
+        return out
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Scores one architecture of the search space."""
+
+    def evaluate(self, arch: Any) -> EvalResult: ...
+
+
+def is_remote(evaluator: Any) -> bool:
+    """Whether the evaluator's children go to the executor pool (Ray) instead of the driver."""
+    return bool(getattr(evaluator, "remote", False))
+
+
+def create_evaluator(name: str, *, space: Any, path: str | None = None,
+                     column: str | None = None, train_config: Any = None,
+                     **kwargs: Any) -> Evaluator:
+    """An evaluator by name (see the module docstring). Every error on user input is one
+    ValueError starting with the config key (`evaluator.path: ...`)."""
+    if name == "train":
+        from search_spaces.space import MnasNetSpace
+
+        from .train import TrainEvaluator
+        _no_options(name, path=path, column=column, **kwargs)
+        if not isinstance(space, MnasNetSpace):
+            raise ValueError("evaluator.name: 'train' trains mnasnet-space children; for this "
+                             "space use table, ofa_predictor or your own evaluator")
+        return TrainEvaluator(train_config, num_classes=getattr(space, "num_classes", None))
+    if name == "table":
+        from .table import TableEvaluator
+        return TableEvaluator(space, path, column, **_known(name, kwargs, ("key_column",
+                                                                           "percent")))
+    if name == "ofa_predictor":
+        from .ofa_predictor import OfaPredictorEvaluator
+        _no_options(name, column=column, **kwargs)
+        return OfaPredictorEvaluator(space, path)
+    if ":" in name:
+        from mnas.plugins import load_plugin
+        options = dict(kwargs, space=space, path=path, column=column)
+        return load_plugin(name, key="evaluator.name", kwargs=options,
+                           optional=("space", "path", "column"),
+                           fits=lambda obj: callable(getattr(obj, "evaluate", None)),
+                           contract="Evaluator (needs evaluate(arch) -> EvalResult)")
+    raise ValueError(f"evaluator.name: {name!r} is not one of {', '.join(BUILTIN_EVALUATORS)} "
+                     "nor a dotted path 'pkg.module:Name'")
+
+
+def _no_options(name: str, **options: Any) -> None:
+    for key, value in options.items():
+        if value is not None:
+            where = f"evaluator.{key}" if key in ("path", "column") else f"evaluator.kwargs.{key}"
+            raise ValueError(f"{where}: not used by evaluator {name!r}")
+
+
+def _known(name: str, kwargs: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
+    for key in kwargs:
+        if key not in allowed:
+            raise ValueError(f"evaluator.kwargs.{key}: unknown for evaluator {name!r} (expected "
+                             f"{', '.join(allowed)})")
+    return kwargs
+
+
+def as_result(value: Any) -> EvalResult:
+    """An evaluator's return value as an EvalResult (custom evaluators may return a mapping
+    with accuracy/status, or a bare accuracy number)."""
+    if isinstance(value, EvalResult):
+        return value
+    if isinstance(value, dict):
+        extra = {k: v for k, v in value.items() if k not in ("accuracy", "status", "error")}
+        return EvalResult(value.get("accuracy"), str(value.get("status") or "ok"),
+                          value.get("error"), extra)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return EvalResult(float(value))
+    raise ValueError(f"evaluator returned {type(value).__name__}; expected an EvalResult, a "
+                     "mapping with accuracy and status, or an accuracy number")
+
+
+__all__ = ["BUILTIN_EVALUATORS", "EvalResult", "Evaluator", "as_result", "create_evaluator",
+           "is_remote"]
