@@ -196,9 +196,6 @@ def decode_timm_block(text: str, in_filters: int) -> BlockSpec:
 
 
 def encode_timm_block(block: BlockSpec) -> str:
-    if block.act != "relu":
-        raise ValueError(f"block {encode_block(block)!r}: timm strings here carry no h-swish; "
-                         "use the tf format")
     text = f"{_TIMM_NAMES[block.op]}_r{block.repeats}_k{block.kernel}_s{block.stride}"
     if block.op != "conv":  # timm writes ds blocks with e1 too (ds_r1_k3_s1_e1_c16_noskip)
         text += f"_e{block.expansion}"
