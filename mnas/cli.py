@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "mnas.commands.export",
     "mnas.commands.latency",
     "mnas.commands.search",
+    "mnas.commands.supernet",
     "mnas.commands.train",
 )
 

@@ -27,6 +27,7 @@ from latency import BUILTIN_PREDICTORS
 from mnas.config.loader import apply_overrides, dataclass_from_data, to_plain
 from mnas.fileio import atomic_write_text
 from mnas.reward import resolve_weights
+from mnas.supernet.config import SupernetConfig
 from mnas.training.trainer import TrainConfig
 from search_spaces.space import MnasNetSpace
 
@@ -221,6 +222,7 @@ class ExperimentConfig:
     ray: RayConfig = field(default_factory=RayConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
 
     def __post_init__(self) -> None:
         _check(bool(self.name) and "/" not in self.name and self.name not in (".", ".."), "name",
