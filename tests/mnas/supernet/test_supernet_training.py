@@ -26,7 +26,7 @@ SPACE_DATA = dict(
 SPACE = MnasNetSpace.from_dict(SPACE_DATA)
 TRAIN = TrainConfig(data=DataConfig(name="digits", input_size=8, max_train=256, max_val=128),
                     batch_size=32, lr=0.05, threads=1, warmup_epochs=0.0)
-SN = SupernetConfig(epochs=1, val_images=64, recalibration_batches=2)
+SN = SupernetConfig(epochs=1, val_images=64, recalibration_batches=2, sandwich=False)
 
 
 def test_training_checkpoints_each_epoch_and_resumes_bit_for_bit(
@@ -107,7 +107,7 @@ def _config(tmp_path: Path) -> Path:
                   child_training=dict(data=dict(name="digits", input_size=8, max_train=256,
                                                 max_val=64),
                                       batch_size=32, lr=0.05, threads=1, warmup_epochs=0.0),
-                  supernet=dict(epochs=40, val_images=64),
+                  supernet=dict(epochs=40, val_images=64, sandwich=False),
                   output=dict(dir=str(tmp_path / "runs")))
     path = tmp_path / "sn.yaml"
     path.write_text(yaml.safe_dump(config))
