@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "mnas.commands.latency",
     "mnas.commands.scale",
     "mnas.commands.search",
+    "mnas.commands.supernet",
     "mnas.commands.train",
 )
 

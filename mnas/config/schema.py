@@ -29,8 +29,10 @@ from mnas.config.safe_yaml import safe_load
 from mnas.evaluation import BUILTIN_EVALUATORS
 from mnas.fileio import atomic_write_text
 from mnas.reward import resolve_weights
+from mnas.supernet.config import SupernetConfig
 from mnas.training.trainer import MAX_SEED, TrainConfig
 from search_spaces.registry import create_space, space_to_dict
+from search_spaces.space import MnasNetSpace
 
 #: The bundled quickstart experiment (what `make search` runs) when working from a checkout.
 QUICKSTART = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.yaml"
@@ -270,6 +272,7 @@ class ExperimentConfig:
     ray: RayConfig = field(default_factory=RayConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
 
     def __post_init__(self) -> None:
         _check(bool(self.name) and "/" not in self.name and self.name not in (".", "..")

@@ -287,6 +287,10 @@ class Trainer:
         """A batch of a data set that did not fit on the device goes there step by step."""
         return t if t.device == self.device else t.to(self.device, non_blocking=True)
 
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The training loss of one batch (a supernet trainer averages it over sampled paths)."""
+        return F.cross_entropy(self.model(x), y, label_smoothing=self.config.label_smoothing)
+
     def train(self, until: int, deadline: float | None = None) -> Stretch:
         """Train up to optimizer step `until`; stop early on a non-finite loss or the deadline
         (a `time.perf_counter()` value)."""
@@ -299,7 +303,7 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr
             with autocast(self.device, cfg.precision):
-                loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+                loss = self.loss(x, y)
             opt.zero_grad(set_to_none=True)
             (self.scaler.scale(loss) if self.scaler else loss).backward()
             value = loss.item()

@@ -1,0 +1,158 @@
+"""Supernet training: single-path uniform sampling (optionally the sandwich rule) with the child
+trainer's optimiser, schedule and augmentation, an atomic checkpoint every epoch, and resume.
+
+The checkpoint holds tensors and one JSON string only (read back with `weights_only=True`): the
+trainer state and `meta` (the space, kernel transform, classes, epochs done, per-epoch history),
+so a checkpoint names the space it was trained for and is refused for any other.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from mnas.fileio import atomic_torch_save
+from mnas.supernet.config import SupernetConfig
+from mnas.training.data import Dataset, load_dataset
+from mnas.training.trainer import Trainer, TrainConfig, torch_threads
+from search_spaces.space import MnasNetSpace
+from search_spaces.specs import ArchSpec
+from search_spaces.supernet import SuperNet
+
+#: Settings a resumed supernet run may change (a longer run).
+RESUMABLE_CHANGES = ("epochs", "steps", "time_limit_s")
+
+
+class SupernetTrainer(Trainer):
+    """`Trainer` whose loss is averaged over the children sampled for the step."""
+
+    def __init__(self, supernet: SuperNet, data: Dataset, config: TrainConfig, *,
+                 sandwich: bool = False) -> None:
+        super().__init__(supernet, data, config)
+        self.supernet, self.sandwich = supernet, sandwich
+        self.paths = torch.Generator().manual_seed(config.seed + 7919)
+        space = supernet.space
+        self._extremes = [space.decode(supernet.extreme_actions(True)),
+                          space.decode(supernet.extreme_actions(False))] if sandwich else []
+
+    def sample(self) -> ArchSpec:
+        """A uniformly random child (seeded by the trainer, so a resumed run continues it)."""
+        space = self.supernet.space
+        actions = [int(torch.randint(d.size, (1,), generator=self.paths)) for d in space.decisions]
+        return space.decode(actions)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        children = self._extremes + [self.sample()]
+        smoothing = self.config.label_smoothing
+        losses = [F.cross_entropy(self.supernet(x, arch), y, label_smoothing=smoothing)
+                  for arch in children]
+        return torch.stack(losses).mean()
+
+    def state_dict(self) -> dict:
+        return dict(super().state_dict(), paths=self.paths.get_state())
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.paths.set_state(state["paths"])
+
+
+def default_checkpoint(output_dir: str, name: str) -> Path:
+    return Path(output_dir) / "supernet" / f"{name}.pt"
+
+
+def _meta(space: MnasNetSpace, sn: SupernetConfig, train: TrainConfig, data: Dataset,
+          history: list[dict]) -> dict[str, Any]:
+    return dict(space=space.to_dict(), fingerprint=space.fingerprint,
+                kernel_transform=sn.kernel_transform, sandwich=sn.sandwich,
+                num_classes=data.num_classes, in_channels=data.in_channels,
+                input_size=data.input_size, child_training=train.to_dict(), history=history)
+
+
+def read_checkpoint(path: Path) -> tuple[dict, dict[str, Any]]:
+    """(state, meta) of a supernet checkpoint; one-line errors for a missing or foreign file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no supernet checkpoint here (train one with "
+                                "`mnas supernet train CONFIG`)")
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+        meta = json.loads(state["meta"])
+        meta["space"], meta["fingerprint"]  # noqa: B018 - both must be present
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one line
+        raise ValueError(f"{path}: not a readable supernet checkpoint "
+                         f"({type(exc).__name__})") from None
+    return state, meta
+
+
+def check_space(path: Path, meta: dict[str, Any], space: MnasNetSpace) -> None:
+    if meta["fingerprint"] != space.fingerprint:
+        raise ValueError(f"{path}: supernet checkpoint is for another search space (fingerprint "
+                         f"{meta['fingerprint']}, the config's is {space.fingerprint})")
+
+
+def load_supernet(path: Path, space: MnasNetSpace | None = None) -> tuple[SuperNet, dict]:
+    """The trained supernet in a checkpoint (checked against `space` when given) and its meta."""
+    state, meta = read_checkpoint(path)
+    if space is not None:
+        check_space(path, meta, space)
+    space = MnasNetSpace.from_dict(meta["space"])
+    net = SuperNet(space, meta["num_classes"], meta["in_channels"], meta["kernel_transform"])
+    net.load_state_dict(state["trainer"]["model"])
+    net.eval()
+    return net, meta
+
+
+def _resume(trainer: SupernetTrainer, path: Path, meta_now: dict[str, Any]) -> list[dict]:
+    state, meta = read_checkpoint(path)
+    check_space(path, meta, trainer.supernet.space)
+    for key in ("kernel_transform", "sandwich", "num_classes", "in_channels", "input_size"):
+        if meta[key] != meta_now[key]:
+            raise ValueError(f"{path}: checkpoint has {key} {meta[key]!r}, this run "
+                             f"{meta_now[key]!r} (use another checkpoint path)")
+    old, new = meta["child_training"], meta_now["child_training"]
+    changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and new[k] != old.get(k))
+    if changed:
+        raise ValueError(f"{path}: child_training.{changed[0]} differs from the checkpointed "
+                         "supernet run (only the epochs may change when resuming)")
+    trainer.load_state_dict(state["trainer"])
+    return list(meta["history"])
+
+
+def train_supernet(space: MnasNetSpace, train: TrainConfig, sn: SupernetConfig, out: Path, *,
+                   progress: bool = True) -> dict[str, Any]:
+    """Train (or continue training) the supernet into `out`; return the final meta."""
+    from tqdm import tqdm
+
+    config = replace(train, epochs=float(sn.epochs), steps=None, lr=sn.lr or train.lr)
+    data = load_dataset(config.data)
+    with torch_threads(config.threads):
+        torch.manual_seed(config.seed)
+        net = SuperNet(space, data.num_classes, data.in_channels, sn.kernel_transform)
+        trainer = SupernetTrainer(net, data, config, sandwich=sn.sandwich)
+        meta = _meta(space, sn, config, data, [])
+        history = _resume(trainer, out, meta) if out.exists() else []
+        meta = _meta(space, sn, config, data, history)
+        spe, total = trainer.steps_per_epoch, trainer.total_steps
+        bar = tqdm(total=total, initial=trainer.step, unit="step", desc="supernet",
+                   disable=not progress, dynamic_ncols=True)
+        try:
+            while trainer.step < total:
+                before = trainer.step
+                outcome = trainer.train(min((trainer.step // spe + 1) * spe, total))
+                bar.update(trainer.step - before)
+                if outcome.status == "diverged":
+                    raise ValueError(f"supernet training diverged at step {trainer.step} (loss "
+                                     f"{outcome.loss}); lower supernet.lr")
+                history.append(dict(epoch=round(trainer.epochs_done, 4), loss=outcome.loss,
+                                    seconds=round(outcome.seconds, 2), time=time.time()))
+                bar.set_postfix(epoch=f"{trainer.epochs_done:.1f}", loss=f"{outcome.loss:.3f}")
+                meta = _meta(space, sn, config, data, history)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                atomic_torch_save(dict(trainer=trainer.state_dict(), meta=json.dumps(meta)), out)
+        finally:
+            bar.close()
+    return meta
