@@ -32,7 +32,6 @@ from mnas.reward import resolve_weights
 from mnas.supernet.config import SupernetConfig
 from mnas.training.trainer import MAX_SEED, TrainConfig
 from search_spaces.registry import create_space, space_to_dict
-from search_spaces.space import MnasNetSpace
 
 #: The bundled quickstart experiment (what `make search` runs) when working from a checkout.
 QUICKSTART = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.yaml"
