@@ -42,7 +42,12 @@ def _train(args: argparse.Namespace) -> int:
     from mnas.config.schema import load_config
     from mnas.supernet.training import train_supernet
 
+    from search_spaces.space import MnasNetSpace
+
     config = load_config(args.config, args.overrides)
+    if not isinstance(config.space, MnasNetSpace):
+        raise ValueError(f"{args.config}: search_space.name: the supernet covers the mnasnet "
+                         "space only")
     out = args.out or checkpoint_path(config)
     if out.exists() and out.is_dir():
         raise ValueError(f"--out {out}: is a directory (expected a checkpoint file path)")
