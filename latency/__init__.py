@@ -14,7 +14,12 @@ import numpy as np
 from search_spaces.space import MnasNetSpace
 from search_spaces.specs import ArchSpec
 
-from .table import LatencyTable, load_table, save_table
+from mnas.config.loader import load_section
+
+from .build import build_table
+from .options import BUILTIN_PREDICTORS, PREDICTOR_OPTIONS, LutOptions, ProfilerConfig
+from .predictors import FlopsPredictor, LutPredictor, MeasuredPredictor
+from .table import LatencyTable, TableError, load_table
 
 
 @runtime_checkable
@@ -26,18 +31,15 @@ class LatencyPredictor(Protocol):
     def predict_many(self, archs: Sequence[ArchSpec]) -> np.ndarray: ...
 
 
-BUILTIN_PREDICTORS = ("lut", "measured", "flops")
-
-
 def make_profiler(profiler: Any = None) -> Any:
-    """A `Profiler` from None (defaults), a dict of `ProfilerConfig` fields, a config or a
-    profiler (imports onnxruntime)."""
-    from .profiler import Profiler, ProfilerConfig
+    """A `Profiler` from None (defaults), a mapping of `ProfilerConfig` fields (checked by the
+    config loader), a `ProfilerConfig` or a profiler (imports onnxruntime)."""
+    from .profiler import Profiler
     if isinstance(profiler, Profiler):
         return profiler
-    if isinstance(profiler, ProfilerConfig):
-        return Profiler(profiler)
-    return Profiler(ProfilerConfig.from_dict(profiler))
+    if not isinstance(profiler, ProfilerConfig):
+        profiler = load_section(ProfilerConfig, profiler, "latency.kwargs.profiler")
+    return Profiler(profiler)
 
 
 def _table(table: Any) -> LatencyTable | None:
@@ -46,51 +48,42 @@ def _table(table: Any) -> LatencyTable | None:
     return load_table(table)
 
 
-def create_predictor(name: str, *, space: MnasNetSpace, table: Any = None,
+def create_predictor(name: str, *, space: MnasNetSpace, table: Any = None, options: Any = None,
                      **kwargs: Any) -> LatencyPredictor:
     """`"lut"`, `"measured"`, `"flops"` or a dotted path `"pkg.module:Name"` -> a predictor.
 
-    lut kwargs: calibration ("auto"), profiler (dict; also times missing entries on demand when
-    given), build_if_missing (build the table at `table` first if the file does not exist),
-    build (dict of BuildOptions), progress. flops kwargs: ms_per_mmac, intercept_ms.
-    measured kwargs: profiler. Custom classes get `space`/`table` if their signature takes them."""
-    from .predictors import FlopsPredictor, MeasuredPredictor
+    A built-in predictor takes its `PREDICTOR_OPTIONS` dataclass as `options` (what the
+    experiment config's `latency.kwargs` holds) or its fields as keywords. A custom class gets
+    the keywords, and `space`/`table` if its signature takes them."""
+    if name in PREDICTOR_OPTIONS:
+        if options is None:
+            options = load_section(PREDICTOR_OPTIONS[name], kwargs, "latency.kwargs")
+        elif kwargs:
+            raise TypeError("pass predictor options either as `options` or as keywords")
     if name == "lut":
-        return _create_lut(space, table, **kwargs)
+        return _create_lut(space, table, options)
     if name == "flops":
-        unknown = set(kwargs) - {"ms_per_mmac", "intercept_ms"}
-        if unknown:
-            raise ValueError(f"latency.kwargs.{sorted(unknown)[0]}: unknown for 'flops' "
-                             "(expected ms_per_mmac, intercept_ms)")
-        return FlopsPredictor(space, _table(table), **kwargs)
+        return FlopsPredictor(space, _table(table), ms_per_mmac=options.ms_per_mmac,
+                              intercept_ms=options.intercept_ms)
     if name == "measured":
-        unknown = set(kwargs) - {"profiler"}
-        if unknown:
-            raise ValueError(f"latency.kwargs.{sorted(unknown)[0]}: unknown for 'measured'")
-        return MeasuredPredictor(space, make_profiler(kwargs.get("profiler")))
+        return MeasuredPredictor(space, make_profiler(options.profiler))
     if ":" in name:
-        return load_custom(name, space=space, table=table, **kwargs)
+        return load_custom(name, space=space, table=table, **dict(options or {}), **kwargs)
     raise ValueError(f"latency.predictor: {name!r} is not one of "
                      f"{', '.join(BUILTIN_PREDICTORS)} nor a dotted path 'pkg.module:Name'")
 
 
-def _create_lut(space: MnasNetSpace, table: Any, *, calibration: str = "auto",
-                profiler: Any = None, build_if_missing: bool = False, build: Any = None,
-                progress: bool = True) -> LatencyPredictor:
-    from .build import BuildOptions, build_table
-    from .predictors import LutPredictor
+def _create_lut(space: MnasNetSpace, table: Any, options: LutOptions) -> LatencyPredictor:
     if table is None:
-        raise ValueError("latency predictor 'lut' needs a table (latency.table: FILE); build one "
+        raise TableError("latency predictor 'lut' needs a table (latency.table: FILE); build one "
                          "with `mnas latency build CONFIG --out FILE`")
-    if not isinstance(table, LatencyTable) and build_if_missing:
+    if not isinstance(table, LatencyTable) and options.build_if_missing:
         path = os.fspath(table)
-        needs_build = not os.path.exists(path) or not load_table(path).complete
-        if needs_build:
-            build_table(space, make_profiler(profiler), path, BuildOptions.from_dict(build),
-                        progress=progress)
-    loaded = _table(table)
-    prof = make_profiler(profiler) if profiler is not None else None
-    return LutPredictor(space, loaded, calibration=calibration, profiler=prof)
+        if not os.path.exists(path) or not load_table(path).complete:
+            build_table(space, make_profiler(options.profiler), path, options.build,
+                        progress=options.progress)
+    prof = make_profiler(options.profiler) if options.profiler is not None else None
+    return LutPredictor(space, _table(table), calibration=options.calibration, profiler=prof)
 
 
 def load_custom(path: str, **kwargs: Any) -> LatencyPredictor:
@@ -130,6 +123,10 @@ def load_custom(path: str, **kwargs: Any) -> LatencyPredictor:
         except ValueError as exc:
             first = str(exc).splitlines()[0] if str(exc) else ""
             raise ValueError(f"latency.predictor: {path!r}: {first}") from None
+        except Exception as exc:  # noqa: BLE001 - user code: one line naming it, not a traceback
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise ValueError(f"latency.predictor: {path!r} raised {type(exc).__name__}: "
+                             f"{first}") from None
     if not isinstance(obj, LatencyPredictor) or not callable(getattr(obj, "predict", None)) \
             or not callable(getattr(obj, "predict_many", None)):
         raise ValueError(f"latency.predictor: {path!r} does not satisfy LatencyPredictor "
@@ -137,5 +134,5 @@ def load_custom(path: str, **kwargs: Any) -> LatencyPredictor:
     return obj
 
 
-__all__ = ["LatencyPredictor", "LatencyTable", "create_predictor", "load_custom", "load_table",
-           "save_table", "make_profiler", "BUILTIN_PREDICTORS"]
+__all__ = ["BUILTIN_PREDICTORS", "LatencyPredictor", "LatencyTable", "TableError",
+           "create_predictor", "load_custom", "load_table", "make_profiler"]

@@ -15,9 +15,9 @@ from search_spaces.space import MnasNetSpace
 from search_spaces.specs import OPS, ArchSpec, BlockSpec, out_size
 
 from .calibrate import Trees, fit_calibrations
-from .keys import (Entry, head_key, head_macs, head_weights, layer_key, layer_macs,
-                   layer_weights, stem_key, stem_macs, stem_weights)
-from .table import LatencyTable
+from .keys import (Entry, arch_onnx, entry_onnx, head_key, head_macs, head_weights, layer_key,
+                   layer_macs, layer_weights, stem_key, stem_macs, stem_weights)
+from .table import LatencyTable, TableError
 
 _BASE_FEATURES = ("lut", "layers", "mmacs", "mweights")
 _NB = len(_BASE_FEATURES)
@@ -131,9 +131,6 @@ class _FeatureCache:
         idx = self.indices(archs)  # first: it may grow the matrix
         return idx, self.matrix[idx].sum(axis=1)
 
-    def features(self, archs: Sequence[ArchSpec]) -> np.ndarray:
-        return self.gather(archs)[1]
-
     def correction(self, idx: np.ndarray, feats: np.ndarray) -> np.ndarray:
         """The learned calibration's inputs: every block's choices, and each position's share
         of the table sum."""
@@ -237,12 +234,11 @@ class LutPredictor(_LinearPredictor):
                  profiler: Any = None) -> None:
         table.check_space(space)
         if not table.complete and calibration != "none":
-            raise ValueError(f"{table.path}: latency table is incomplete (an interrupted build); "
+            raise TableError(f"{table.path}: latency table is incomplete (an interrupted build); "
                              "run `mnas latency build` again to finish it")
         self.space, self.table = space, table
         on_missing = None
         if profiler is not None:
-            from .build import entry_onnx
             on_missing = lambda e: profiler.measure(entry_onnx(e)).ms  # noqa: E731
         self.cache = _FeatureCache(space, table.ms(), on_missing, table.path or "latency table")
         self.calibration = self._pick(calibration)
@@ -257,7 +253,7 @@ class LutPredictor(_LinearPredictor):
         if calibration == "auto":
             return self.table.calibration.get("selected", "none") if fits else "none"
         if calibration != "none" and calibration not in fits:
-            raise ValueError(f"{self.table.path}: calibration {calibration!r} is not in the table "
+            raise TableError(f"{self.table.path}: calibration {calibration!r} is not in the table "
                              f"(available: none, auto, {', '.join(sorted(fits)) or '-'})")
         return calibration
 
@@ -293,7 +289,7 @@ class FlopsPredictor(_LinearPredictor):
             fit = table.calibration["fits"]["flops"]
             self.coef, self.intercept = np.asarray(fit["coef"], float), float(fit["intercept"])
         else:
-            raise ValueError("latency predictor 'flops' needs a calibrated table (table: FILE) "
+            raise TableError("latency predictor 'flops' needs a calibrated table (table: FILE) "
                              "or kwargs ms_per_mmac (and optionally intercept_ms)")
 
 
@@ -304,7 +300,6 @@ class MeasuredPredictor:
         self.space, self.profiler = space, profiler
 
     def measure(self, arch: ArchSpec) -> Any:
-        from .build import arch_onnx
         return self.profiler.measure(arch_onnx(self.space, arch))
 
     def predict(self, arch: ArchSpec) -> float:

@@ -15,58 +15,16 @@ import platform
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
 
 import onnxruntime as ort
 
-STATISTICS = ("median", "p25", "p10", "min", "mean")
+from mnas.config.loader import to_plain
 
-
-@dataclass(frozen=True)
-class ProfilerConfig:
-    """How to time a graph. Defaults: CPU, one thread (the paper's single big core), batch 1,
-    and the *minimum* of the timed runs: load from elsewhere only ever adds time, so under load
-    it repeats far better than the median (32x32 networks timed twice here: Kendall tau 0.92 vs
-    0.87), and on a quiet machine the two are alike (bench/results/latency*.json)."""
-
-    provider: str = "CPUExecutionProvider"
-    threads: int = 1
-    warmup: int = 10
-    runs: int = 30
-    rounds: int = 3
-    statistic: str = "min"
-    pin: bool = True
-    min_time_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.statistic not in STATISTICS:
-            raise ValueError(f"latency.profiler.statistic: {self.statistic!r} is not one of "
-                             f"{', '.join(STATISTICS)}")
-        for name in ("threads", "runs", "rounds"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"latency.profiler.{name}: expected a positive integer, "
-                                 f"got {value!r}")
-        if not isinstance(self.warmup, int) or self.warmup < 0:
-            raise ValueError(f"latency.profiler.warmup: expected an integer >= 0, got "
-                             f"{self.warmup!r}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None, where: str = "latency.profiler"
-                  ) -> "ProfilerConfig":
-        data = dict(data or {})
-        known = set(cls.__dataclass_fields__)
-        for key in data:
-            if key not in known:
-                raise ValueError(f"{where}.{key}: unknown key (expected one of "
-                                 f"{', '.join(sorted(known))})")
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from .options import ProfilerConfig
 
 
 @dataclass(frozen=True)
@@ -279,7 +237,7 @@ class Profiler:
     def provenance(self) -> dict[str, Any]:
         return {"onnxruntime": onnxruntime_version(), "provider": self.config.provider,
                 "threads": self.config.threads, "cpu": cpu_model(), "batch": 1,
-                "profiler": self.config.to_dict(), "pinned": self.config.pin and
+                "profiler": to_plain(self.config), "pinned": self.config.pin and
                 hasattr(os, "sched_setaffinity"),
                 "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
