@@ -47,7 +47,7 @@ def _profiler_config(args: argparse.Namespace, base: Any = None) -> Any:
 
 def _run_measure(args: argparse.Namespace) -> int:
     from latency import make_profiler
-    from latency.build import arch_onnx
+    from latency.keys import arch_onnx
     from search_spaces.space import MnasNetSpace
 
     check_model_size(args.input_size, args.num_classes)
