@@ -32,16 +32,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
+import torch
 
-from latency import load_table, make_profiler  # noqa: E402
-from latency.build import BuildOptions, arch_onnx, build_table  # noqa: E402
-from latency.predictors import FlopsPredictor, LutPredictor  # noqa: E402
-from latency.validate import (VALIDATION_SEED, fidelity, measure_archs,  # noqa: E402
+from latency import load_table, make_profiler
+from latency.build import BuildOptions, arch_onnx, build_table
+from latency.predictors import FlopsPredictor, LutPredictor
+from latency.validate import (VALIDATION_SEED, fidelity, measure_archs,
                               validation_actions)
-from search_spaces.space import MnasNetSpace  # noqa: E402
+from search_spaces.space import MnasNetSpace
 
-from latency_bench import first_pass_predictor  # noqa: E402  (bench/ is the script's dir)
+from latency_bench import first_pass_predictor
 
 
 def learned_correction(space: MnasNetSpace, lut: LutPredictor, actions: list[list[int]],

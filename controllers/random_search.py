@@ -83,7 +83,8 @@ class ConstrainedRandomController(RandomController):
                              f"got {band!r}")
         if isinstance(max_tries, bool) or not isinstance(max_tries, (int, np.integer)) \
                 or max_tries < 1:
-            raise ValueError(f"controller.max_tries: expected a positive integer, got {max_tries!r}")
+            raise ValueError(
+                f"controller.max_tries: expected a positive integer, got {max_tries!r}")
         self.predictor = predictor
         self.target_ms = float(target_ms)
         self.band = (lo, hi)

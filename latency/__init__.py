@@ -105,7 +105,7 @@ def load_custom(path: str, **kwargs: Any) -> LatencyPredictor:
     except ImportError as exc:
         raise ValueError(f"latency.predictor: cannot import {module_name!r} for {path!r} ({exc}; "
                          "is it on PYTHONPATH?)") from None
-    except Exception as exc:  # user code failing at import: still one line naming it
+    except Exception as exc:  # noqa: BLE001 - user code failing at import: one line naming it
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise ValueError(f"latency.predictor: importing {module_name!r} for {path!r} failed: "
                          f"{type(exc).__name__}: {first}") from None

@@ -6,7 +6,7 @@ and in->out widths, the others running out->out at stride 1 (the official model 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Iterator
+from typing import Any, Iterator
 
 #: Layer operations. `ir` is MobileNetV2's inverted residual (MBConv), `ds` the depthwise-separable
 #: conv (MBConv with expansion 1), `conv` a regular k x k convolution.
@@ -64,7 +64,7 @@ class BlockSpec:
                 act=self.act,
             )
 
-    def with_(self, **changes: object) -> "BlockSpec":
+    def with_(self, **changes: Any) -> "BlockSpec":
         return replace(self, **changes)
 
 
@@ -180,7 +180,7 @@ class ArchSpec:
             s *= block.stride
         return s
 
-    def with_(self, **changes: object) -> "ArchSpec":
+    def with_(self, **changes: Any) -> "ArchSpec":
         return replace(self, **changes)
 
 

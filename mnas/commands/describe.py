@@ -1,6 +1,6 @@
 """`mnas describe`: the block table, parameters and multiply-adds of an architecture.
 
-torch is imported by the command, not by this module, so `mnas describe --help` answers without it."""
+torch is imported by the command, not by this module: `mnas describe --help` answers without it."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +15,8 @@ def _table_rows(arch: ArchSpec, input_size: int) -> list[tuple[str, ...]]:
     from search_spaces.specs import out_size
 
     res = out_size(input_size, arch.stem_stride)
-    rows = [("block", "op", "k", "s", "e", "se", "skip", "r", "in", "out", "out res"),
+    rows: list[tuple[str, ...]] = [
+            ("block", "op", "k", "s", "e", "se", "skip", "r", "in", "out", "out res"),
             ("stem", "conv", "3", str(arch.stem_stride), "-", "-", "-", "1", "3",
              str(arch.stem_filters), f"{res}x{res}")]
     for i, b in enumerate(arch.blocks):

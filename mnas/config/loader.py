@@ -1,10 +1,11 @@
 """A small generic loader: plain YAML data -> nested frozen dataclasses, driven by type hints.
 
-Why generic: every config section (ours and `mnas.training.trainer.TrainConfig`/`mnas.training.data.DataConfig`)
-gets identical checks and one-line errors naming the key path, and adding a field to a dataclass
-is all it takes to make it configurable. Supported hints: str, int, float (ints and numeric text
-such as `1e-5`, which YAML 1.1 reads as a string, are accepted), bool, None, Optional/`X | None`,
-Literal, tuple[X, ...], tuple[X, Y], list[X], dict/Mapping[str, X], Any and nested dataclasses.
+Why generic: every config section (ours and `mnas.training.trainer.TrainConfig` /
+`mnas.training.data.DataConfig`) gets identical checks and one-line errors naming the key path, and
+adding a field to a dataclass is all it takes to make it configurable. Supported hints: str, int,
+float (ints and numeric text such as `1e-5`, which YAML 1.1 reads as a string, are accepted), bool,
+None, Optional/`X | None`, Literal, tuple[X, ...], tuple[X, Y], list[X], dict/Mapping[str, X], Any
+and nested dataclasses.
 Value constraints (> 0 etc.) live in each dataclass's `__post_init__`.
 """
 from __future__ import annotations

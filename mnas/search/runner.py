@@ -1,6 +1,6 @@
 """Wiring a search from an experiment config: the predictor, controller, tracker and executor
-(the run directory is `mnas.search.rundir`). Kept apart from `mnas.search.loop` so the loop itself stays testable with
-hand-made parts."""
+(the run directory is `mnas.search.rundir`). Kept apart from `mnas.search.loop` so the loop
+itself stays testable with hand-made parts."""
 from __future__ import annotations
 
 import math
@@ -54,7 +54,7 @@ def create_predictor(config: ExperimentConfig,
     lat = config.latency
     try:
         return factory(lat.predictor, space=config.space, table=lat.table, **dict(lat.kwargs))
-    except Exception as exc:  # noqa: BLE001 - sorted below; anything else is re-raised
+    except Exception as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if isinstance(exc, (ValueError, FileNotFoundError)):
             key = "latency.table" if "table" in text else "latency"
