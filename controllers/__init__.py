@@ -7,7 +7,7 @@ them into an `ArchSpec`. Pick one by name with `create_controller`.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Callable
 
 from .base import Controller, Sample
 from .evolution import EvolutionController
@@ -47,7 +47,7 @@ def create_controller(name: str, space: Any, *, seed: int = 0, predictor: Any = 
     config object may pass every field it knows); an option no controller has, or another
     controller's option set to a value, is a ValueError naming it.
     """
-    cls = _lookup(name)
+    make: Callable[..., Controller] = _lookup(name)  # each subclass takes its own options
     allowed = controller_options(name)
     known_anywhere = {k for other in CONTROLLERS for k in controller_options(other)}
     for key, value in kwargs.items():
@@ -60,8 +60,8 @@ def create_controller(name: str, space: Any, *, seed: int = 0, predictor: Any = 
         if predictor is None or target_ms is None:
             raise ValueError("controller constrained_random: needs a latency predictor and "
                              "latency.target_ms")
-        return cls(space, predictor=predictor, target_ms=target_ms, seed=seed, **options)
-    return cls(space, seed=seed, **options)
+        return make(space, predictor=predictor, target_ms=target_ms, seed=seed, **options)
+    return make(space, seed=seed, **options)
 
 
 __all__ = ["ALGORITHMS", "CONTROLLERS", "ConstrainedRandomController", "Controller",

@@ -89,6 +89,7 @@ def _create_lut(space: MnasNetSpace, table: Any, *, calibration: str = "auto",
             build_table(space, make_profiler(profiler), path, BuildOptions.from_dict(build),
                         progress=progress)
     loaded = _table(table)
+    assert loaded is not None  # None was refused above
     prof = make_profiler(profiler) if profiler is not None else None
     return LutPredictor(space, loaded, calibration=calibration, profiler=prof)
 

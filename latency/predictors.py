@@ -7,7 +7,7 @@ head), so `predict_many` is one numpy gather, sum and dot product after the firs
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -226,6 +226,13 @@ class _LinearPredictor:
         return out
 
 
+def _timer(profiler: Any) -> Callable[[Entry], float]:
+    """Time a table entry the table lacks (`LutPredictor(profiler=...)`)."""
+    from .build import entry_onnx
+
+    return lambda entry: float(profiler.measure(entry_onnx(entry)).ms)
+
+
 class LutPredictor(_LinearPredictor):
     """Sum of per-layer table entries, calibrated on end-to-end measurements stored in the table.
 
@@ -240,13 +247,10 @@ class LutPredictor(_LinearPredictor):
             raise ValueError(f"{table.path}: latency table is incomplete (an interrupted build); "
                              "run `mnas latency build` again to finish it")
         self.space, self.table = space, table
-        on_missing = None
-        if profiler is not None:
-            from .build import entry_onnx
-            on_missing = lambda e: profiler.measure(entry_onnx(e)).ms  # noqa: E731
+        on_missing = _timer(profiler) if profiler is not None else None
         self.cache = _FeatureCache(space, table.ms(), on_missing, table.path or "latency table")
         self.calibration = self._pick(calibration)
-        fit = table.calibration.get("fits", {}).get(self.calibration) if \
+        fit: dict[str, Any] = table.calibration.get("fits", {}).get(self.calibration) if \
             self.calibration != "none" else {"features": ["lut"], "coef": [1.0], "intercept": 0.0}
         self.cols = _columns(fit["features"], self.cache.n_pos)
         self.coef, self.intercept = np.asarray(fit["coef"], dtype=float), float(fit["intercept"])

@@ -287,7 +287,7 @@ class Profiler:
 def _time_runs(run: Any, feed: dict[str, np.ndarray], runs: int, min_time_s: float
                ) -> np.ndarray:
     """`runs` timed runs in ms (more while under `min_time_s`, to average very fast graphs)."""
-    out = []
+    out: list[float] = []
     clock = time.perf_counter_ns
     start = clock()
     while len(out) < runs or (clock() - start) / 1e9 < min_time_s:

@@ -132,6 +132,7 @@ class ControllerConfig:
 
     def factory_kwargs(self) -> dict[str, Any]:
         """The keyword arguments `controllers.create_controller` takes for this `name`."""
+        keys: tuple[str, ...]
         if self.name == "rnn":
             keys = ("algorithm", "hidden_size", "lr", "entropy_weight", "baseline_decay",
                     "temperature", "tanh_constant", "ppo_epochs", "ppo_clip", "advantage",

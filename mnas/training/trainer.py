@@ -191,14 +191,14 @@ class Stretch:
 
 
 def use_channels_last(config: TrainConfig, input_size: int,
-                      device: torch.device = torch.device("cpu")) -> bool:
+                      device: torch.device | None = None) -> bool:
     """The rule for "auto". CPU, measured (`bench/train_bench.py channels-last`): channels_last
     trained these depthwise-heavy networks 1.65-2.6x faster at every input size we measured
     (8, 16, 32 px; 1 thread), so on. CUDA, not measured here (no GPU): on with bf16/fp16, where
     cuDNN's tensor-core kernels want NHWC (PyTorch's guidance), off in fp32."""
     if config.channels_last != "auto":
         return config.channels_last == "on"
-    if device.type == "cuda":
+    if device is not None and device.type == "cuda":
         return config.precision != "fp32"
     return input_size >= CHANNELS_LAST_MIN_SIZE
 
