@@ -63,7 +63,13 @@ def arch_from_json(path: Path) -> ArchSpec:
         raise ValueError(f"{path}: expected an object (or list of objects) with 'blocks'")
     extra = {k: entry[k] for k in ("stem_filters", "stem_stride", "head_filters", "dropout")
              if k in entry}
-    return decode_arch(entry["blocks"], format=entry.get("format", "tf"), **extra)
+    arch = decode_arch(entry["blocks"], format=entry.get("format", "tf"), **extra)
+    if "activation" in entry:
+        try:
+            arch = arch.with_(activation=entry["activation"])
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    return arch
 
 
 def to_arch(candidate: Candidate, space: Any) -> ArchSpec:

@@ -2,7 +2,9 @@
 
 Layer rules follow the official MnasNet code: expand 1x1 only when e != 1, depthwise k x k, SE
 squeezing to max(1, int(layer_input_filters * se_ratio)), linear 1x1 projection, residual per the
-skip op. BatchNorm uses TF's momentum 0.99 (PyTorch 0.01) and epsilon 1e-3.
+skip op. BatchNorm uses TF's momentum 0.99 (PyTorch 0.01) and epsilon 1e-3 (timm and torchvision
+use PyTorch's 1e-5: set `eps` on every BatchNorm2d when copying weights across). The activation is
+the architecture's (`ArchSpec.activation`): ReLU (MnasNet, the search space) or ReLU6 (MobileNetV2).
 """
 from __future__ import annotations
 
@@ -17,35 +19,43 @@ BN_MOMENTUM = 0.01
 BN_EPS = 1e-3
 
 
+#: Activation name (`ArchSpec.activation`) -> module.
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "relu6": lambda: nn.ReLU6(inplace=True),
+}
+
+
 def _bn(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, momentum=BN_MOMENTUM, eps=BN_EPS)
 
 
 class ConvBNAct(nn.Sequential):
-    """k x k conv (no bias) -> BN -> optional ReLU."""
+    """k x k conv (no bias) -> BN -> optional activation."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1,
-                 act: bool = True) -> None:
+                 act: bool = True, activation: str = "relu") -> None:
         layers: list[nn.Module] = [
             nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
             _bn(cout),
         ]
         if act:
-            layers.append(nn.ReLU(inplace=True))
+            layers.append(ACTIVATIONS[activation]())
         super().__init__(*layers)
 
 
 class SqueezeExcite(nn.Module):
-    """Global average -> 1x1 (bias) -> ReLU -> 1x1 (bias) -> sigmoid gate."""
+    """Global average -> 1x1 (bias) -> activation -> 1x1 (bias) -> sigmoid gate."""
 
-    def __init__(self, channels: int, squeeze: int) -> None:
+    def __init__(self, channels: int, squeeze: int, activation: str = "relu") -> None:
         super().__init__()
         self.reduce = nn.Conv2d(channels, squeeze, 1, bias=True)
+        self.act = ACTIVATIONS[activation]()
         self.expand = nn.Conv2d(squeeze, channels, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = x.mean((2, 3), keepdim=True)
-        s = self.expand(torch.relu(self.reduce(s)))
+        s = self.expand(self.act(self.reduce(s)))
         return x * torch.sigmoid(s)
 
 
@@ -67,7 +77,7 @@ class Layer(nn.Module):
     """Base for one searched layer: subclasses build `self.body`; the shortcut comes from the
     skip op."""
 
-    def __init__(self, spec: LayerSpec) -> None:
+    def __init__(self, spec: LayerSpec, activation: str = "relu") -> None:
         super().__init__()
         self.spec = spec
         self.shortcut: nn.Module | None = None
@@ -85,49 +95,51 @@ class Layer(nn.Module):
 class InvertedResidual(Layer):
     """MBConv (`ir`) and depthwise-separable conv (`ds`, the e == 1 case: no expand conv)."""
 
-    def __init__(self, spec: LayerSpec) -> None:
+    def __init__(self, spec: LayerSpec, activation: str = "relu") -> None:
         super().__init__(spec)
-        mid = spec.mid_filters
+        mid, act = spec.mid_filters, activation
         layers: list[nn.Module] = []
         if spec.expansion != 1:
-            layers.append(ConvBNAct(spec.in_filters, mid, 1))
-        layers.append(ConvBNAct(mid, mid, spec.kernel, spec.stride, groups=mid))
+            layers.append(ConvBNAct(spec.in_filters, mid, 1, activation=act))
+        layers.append(ConvBNAct(mid, mid, spec.kernel, spec.stride, groups=mid, activation=act))
         if spec.se_ratio > 0:
-            layers.append(SqueezeExcite(mid, spec.se_filters))
+            layers.append(SqueezeExcite(mid, spec.se_filters, act))
         layers.append(ConvBNAct(mid, spec.out_filters, 1, act=False))
         self.body = nn.Sequential(*layers)
 
 
 class RegularConv(Layer):
-    """A regular k x k convolution (`conv`): conv -> BN -> ReLU, then optional SE on its output."""
+    """A regular k x k convolution (`conv`): conv -> BN -> activation, then optional SE on its
+    output."""
 
-    def __init__(self, spec: LayerSpec) -> None:
+    def __init__(self, spec: LayerSpec, activation: str = "relu") -> None:
         super().__init__(spec)
         layers: list[nn.Module] = [ConvBNAct(spec.in_filters, spec.out_filters, spec.kernel,
-                                             spec.stride)]
+                                             spec.stride, activation=activation)]
         if spec.se_ratio > 0:
-            layers.append(SqueezeExcite(spec.out_filters, spec.se_filters))
+            layers.append(SqueezeExcite(spec.out_filters, spec.se_filters, activation))
         self.body = nn.Sequential(*layers)
 
 
 #: The one table of layer types: op name (as in `BlockSpec.op` and the codec) -> module class.
-LAYER_TYPES: dict[str, Callable[[LayerSpec], Layer]] = {
+LAYER_TYPES: dict[str, Callable[[LayerSpec, str], Layer]] = {
     "ir": InvertedResidual,
     "ds": InvertedResidual,
     "conv": RegularConv,
 }
 
 
-def build_layer(spec: LayerSpec) -> Layer:
-    return LAYER_TYPES[spec.op](spec)
+def build_layer(spec: LayerSpec, activation: str = "relu") -> Layer:
+    return LAYER_TYPES[spec.op](spec, activation)
 
 
 class Head(nn.Module):
-    """1x1 conv -> BN -> ReLU -> global average pool -> dropout -> FC."""
+    """1x1 conv -> BN -> activation -> global average pool -> dropout -> FC."""
 
-    def __init__(self, cin: int, head: int, num_classes: int, dropout: float) -> None:
+    def __init__(self, cin: int, head: int, num_classes: int, dropout: float,
+                 activation: str = "relu") -> None:
         super().__init__()
-        self.conv = ConvBNAct(cin, head, 1)
+        self.conv = ConvBNAct(cin, head, 1, activation=activation)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(head, num_classes)
 
@@ -145,9 +157,11 @@ class MnasNet(nn.Module):
             raise ValueError(f"num_classes and in_channels must be >= 1, got {num_classes}, "
                              f"{in_channels}")
         self.arch = arch
-        self.stem = ConvBNAct(in_channels, arch.stem_filters, 3, arch.stem_stride)
-        self.layers = nn.Sequential(*(build_layer(s) for s in arch.layers()))
-        self.head = Head(arch.blocks[-1].out_filters, arch.head_filters, num_classes, arch.dropout)
+        act = arch.activation
+        self.stem = ConvBNAct(in_channels, arch.stem_filters, 3, arch.stem_stride, activation=act)
+        self.layers = nn.Sequential(*(build_layer(s, act) for s in arch.layers()))
+        self.head = Head(arch.blocks[-1].out_filters, arch.head_filters, num_classes, arch.dropout,
+                         act)
         self._init_weights()
 
     def _init_weights(self) -> None:

@@ -5,9 +5,10 @@ import math
 from dataclasses import replace
 
 from .blockstrings import decode_arch
-from .specs import ArchSpec
+from .specs import ArchSpec, round_filters
 
-#: Block strings exactly as published (official mnasnet_models.py; MobileNetV2 as 7 blocks).
+#: Block strings exactly as published (official mnasnet_models.py; MobileNetV2 as 7 blocks,
+#: built with its ReLU6: `_ACTIVATION`).
 REFERENCE_STRINGS: dict[str, tuple[str, ...]] = {
     "mnasnet_a1": (
         "r1_k3_s11_e1_i32_o16_noskip", "r2_k3_s22_e6_i16_o24", "r3_k5_s22_e3_i24_o40_se0.25",
@@ -25,18 +26,6 @@ REFERENCE_STRINGS: dict[str, tuple[str, ...]] = {
         "r1_k3_s11_e6_i160_o320",
     ),
 }
-
-
-def round_filters(filters: float, width: float = 1.0, divisor: int = 8) -> int:
-    """Scale a width and round it as the official code does: to a multiple of `divisor`, then up
-    by one `divisor` if rounding lost more than 10%."""
-    if not math.isfinite(filters * width) or width <= 0 or divisor < 1:
-        raise ValueError(f"width must be finite and > 0 and divisor >= 1, got {width}, {divisor}")
-    scaled = filters * width
-    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * scaled:
-        rounded += divisor
-    return int(rounded)
 
 
 def scale_arch(arch: ArchSpec, width: float, *, scale_head: bool = True) -> ArchSpec:
@@ -57,6 +46,9 @@ def scale_arch(arch: ArchSpec, width: float, *, scale_head: bool = True) -> Arch
 
 #: References whose head width follows the multiplier above 1 (MobileNetV2 only).
 _SCALED_HEAD = frozenset({"mobilenet_v2"})
+#: References whose published activation is not MnasNet's ReLU (MobileNetV2, timm and
+#: torchvision use ReLU6).
+_ACTIVATION = {"mobilenet_v2": "relu6"}
 
 
 def reference_arch(name: str, width: float = 1.0, *, stem_stride: int = 2) -> ArchSpec:
@@ -68,6 +60,7 @@ def reference_arch(name: str, width: float = 1.0, *, stem_stride: int = 2) -> Ar
             or not math.isfinite(width) or width <= 0):
         raise ValueError(f"width multiplier must be a finite number > 0, got {width!r}")
     base = decode_arch(list(REFERENCE_STRINGS[name]), stem_stride=stem_stride)
+    base = base.with_(activation=_ACTIVATION.get(name, "relu"))
     return scale_arch(base, float(width), scale_head=name in _SCALED_HEAD)
 
 

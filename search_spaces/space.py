@@ -225,6 +225,8 @@ class MnasNetSpace:
             if block.stride != base.stride:
                 raise ValueError(f"block {i + 1}: stride {block.stride} differs from the space's "
                                  f"{base.stride}")
+        if arch.activation != "relu":
+            raise ValueError(f"activation {arch.activation!r}: this space builds ReLU networks")
         if self.decode(actions) != arch.with_(dropout=self.dropout):
             raise ValueError("architecture's stem or head differs from this space's")
         return actions

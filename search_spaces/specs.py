@@ -5,6 +5,7 @@ and in->out widths, the others running out->out at stride 1 (the official model 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Iterator
 
@@ -14,6 +15,8 @@ OPS = ("conv", "ds", "ir")
 #: Skip operations. `identity` adds the input where stride is 1 and widths match; `pool` adds a
 #: pooled, projected shortcut wherever the shape changes (identity otherwise); `none` adds nothing.
 SKIPS = ("identity", "pool", "none")
+#: Activations. `relu` is MnasNet's and the search space's; `relu6` is MobileNetV2's.
+ACTIVATIONS = ("relu", "relu6")
 
 
 def out_size(size: int, stride: int) -> int:
@@ -131,6 +134,7 @@ class ArchSpec:
     stem_stride: int = 2
     head_filters: int = 1280
     dropout: float = 0.2
+    activation: str = "relu"
 
     def __post_init__(self) -> None:
         if not isinstance(self.blocks, (list, tuple)):
@@ -145,6 +149,8 @@ class ArchSpec:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if not _is_real(self.dropout) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         width = self.stem_filters
@@ -171,4 +177,16 @@ class ArchSpec:
         return replace(self, **changes)
 
 
-__all__ = ["OPS", "SKIPS", "BlockSpec", "LayerSpec", "ArchSpec"]
+def round_filters(filters: float, width: float = 1.0, divisor: int = 8) -> int:
+    """Scale a width and round it as the official code does: to a multiple of `divisor`, then up
+    by one `divisor` if rounding lost more than 10%."""
+    if not math.isfinite(filters * width) or width <= 0 or divisor < 1:
+        raise ValueError(f"width must be finite and > 0 and divisor >= 1, got {width}, {divisor}")
+    scaled = filters * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * scaled:
+        rounded += divisor
+    return int(rounded)
+
+
+__all__ = ["round_filters", "ACTIVATIONS", "OPS", "SKIPS", "BlockSpec", "LayerSpec", "ArchSpec"]

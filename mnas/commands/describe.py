@@ -32,7 +32,8 @@ def describe_table(arch: ArchSpec, input_size: int, num_classes: int) -> str:
     model = build_model(arch, num_classes=num_classes)
     params, macs = count_params(model), count_macs(model, input_size)
     lines.append(f"input {input_size}x{input_size}, {num_classes} classes: "
-                 f"{params:,} parameters, {macs / 1e6:,.1f}M multiply-adds")
+                 f"{params:,} parameters, {macs / 1e6:,.1f}M multiply-adds"
+                 + ("" if arch.activation == "relu" else f"; activation {arch.activation}"))
     return "\n".join(lines)
 
 

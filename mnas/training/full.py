@@ -91,7 +91,8 @@ def train_full(arch: ArchSpec, config: TrainConfig, out: Path, *, resume: bool =
                   train_images=len(data.train_y), val_images=len(data.val_y),
                   blocks=list(encode_arch(arch)), stem_filters=arch.stem_filters,
                   stem_stride=arch.stem_stride, head_filters=arch.head_filters,
-                  dropout=arch.dropout, wall_time_s=round(time.perf_counter() - start, 2),
+                  dropout=arch.dropout, activation=arch.activation,
+                  wall_time_s=round(time.perf_counter() - start, 2),
                   onnx=ONNX if status == "ok" else None, history=history,
                   child_training=config.to_dict())
     atomic_write_json(out / RESULT, result, indent=2)

@@ -10,6 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from search_spaces import ArchSpec, BlockSpec, decode_arch, decode_block, encode_arch, encode_block
+from search_spaces.blockstrings import timm_problem
+from search_spaces.specs import round_filters
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -59,9 +61,11 @@ def _check_text_list(strings: list[str], fmt: str) -> None:
     again = decode_arch(encode_arch(arch, format=fmt), format=fmt, stem_filters=arch.stem_filters)
     assert again == arch
     # Either format can carry any decoded architecture.
-    other = "timm" if fmt == "tf" else "tf"
-    assert decode_arch(encode_arch(arch, format=other), format=other,
-                       stem_filters=arch.stem_filters) == arch
+    if fmt == "timm":
+        assert decode_arch(encode_arch(arch, format="tf"), format="tf",
+                           stem_filters=arch.stem_filters) == arch
+    else:
+        _check_timm(arch)
 
 
 @FAST
@@ -118,23 +122,24 @@ SE = st.one_of(st.just(0.0), st.just(0.25),
 
 
 @st.composite
-def blocks(draw: st.DrawFn, in_filters: int | None = None) -> BlockSpec:
+def blocks(draw: st.DrawFn, in_filters: int | None = None,
+           widths: st.SearchStrategy[int] = WIDTHS) -> BlockSpec:
     op = draw(st.sampled_from(["conv", "ds", "ir"]))
     return BlockSpec(
         op=op, repeats=draw(st.integers(1, 8)), kernel=draw(st.sampled_from([1, 3, 5, 7, 9])),
         stride=draw(st.sampled_from([1, 2])),
         expansion=draw(st.integers(2, 12)) if op == "ir" else 1,
-        in_filters=draw(WIDTHS) if in_filters is None else in_filters,
-        out_filters=draw(WIDTHS), se_ratio=draw(SE),
+        in_filters=draw(widths) if in_filters is None else in_filters,
+        out_filters=draw(widths), se_ratio=draw(SE),
         skip=draw(st.sampled_from(["identity", "pool", "none"])))
 
 
 @st.composite
-def archs(draw: st.DrawFn) -> ArchSpec:
-    width = draw(WIDTHS)
+def archs(draw: st.DrawFn, widths: st.SearchStrategy[int] = WIDTHS) -> ArchSpec:
+    width = draw(widths)
     out = []
     for _ in range(draw(st.integers(1, 8))):
-        out.append(draw(blocks(in_filters=width)))
+        out.append(draw(blocks(in_filters=width, widths=widths)))
         width = out[-1].out_filters
     return ArchSpec(tuple(out), stem_filters=out[0].in_filters,
                     stem_stride=draw(st.sampled_from([1, 2])))
@@ -148,13 +153,43 @@ def test_valid_block_round_trips_to_identical_text(block: BlockSpec) -> None:
     assert encode_block(decode_block(text)) == text
 
 
+def timm_view(arch: ArchSpec) -> ArchSpec:
+    """`arch` as timm reads it back: a pooling skip that changes no shape is an identity."""
+    return arch.with_(blocks=tuple(
+        b.with_(skip="identity") if b.skip == "pool" and b.stride == 1
+        and b.in_filters == b.out_filters else b for b in arch.blocks))
+
+
+def _check_timm(arch: ArchSpec) -> None:
+    """timm strings exist exactly for architectures timm builds identically, and read back as
+    the same network; otherwise one line naming the block (or the stem)."""
+    stem = dict(stem_filters=arch.stem_filters, stem_stride=arch.stem_stride)
+    expressible = round_filters(arch.stem_filters) == arch.stem_filters and \
+        all(timm_problem(b) is None for b in arch.blocks)
+    try:
+        text = encode_arch(arch, format="timm")
+    except ValueError as exc:
+        assert not expressible and len(str(exc).splitlines()) == 1
+        assert str(exc).startswith(("block '", "stem_filters"))
+        return
+    assert expressible
+    assert decode_arch(text, format="timm", **stem) == timm_view(arch)
+    assert encode_arch(decode_arch(text, format="timm", **stem), format="timm") == text
+
+
 @FAST
 @given(archs())
 def test_valid_arch_round_trips_in_both_formats(arch: ArchSpec) -> None:
     stem = dict(stem_filters=arch.stem_filters, stem_stride=arch.stem_stride)
-    for fmt in ("tf", "timm"):
-        text = encode_arch(arch, format=fmt)
-        assert decode_arch(text, format=fmt, **stem) == arch
-        assert encode_arch(decode_arch(text, format=fmt, **stem), format=fmt) == text
+    text = encode_arch(arch)
+    assert decode_arch(text, **stem) == arch
+    assert encode_arch(decode_arch(text, **stem)) == text
     # tf strings carry the stem width themselves.
     assert decode_arch(encode_arch(arch), stem_stride=arch.stem_stride) == arch
+    _check_timm(arch)
+
+
+@FAST
+@given(archs(widths=st.integers(1, 80).map(lambda w: 8 * w)))
+def test_timm_expressible_archs_round_trip(arch: ArchSpec) -> None:
+    _check_timm(arch)

@@ -41,10 +41,13 @@ def test_decode_applies_base_network_and_choices() -> None:
 
 
 def test_mobilenet_v2_is_in_the_space() -> None:
-    """Choices mbconv6/dconv, k3, no SE, identity, x1.0, +0 layers give MobileNetV2 1.0."""
+    """Choices mbconv6/dconv, k3, no SE, identity, x1.0, +0 layers give MobileNetV2 1.0's
+    blocks (with the space's ReLU: the published network's ReLU6 is not a choice)."""
     per_block = [[1, 0, 0, 1, 1, 1]] + [[3, 0, 0, 1, 1, 1]] * 6
     arch = SPACE.decode([a for block in per_block for a in block])
-    assert arch == reference_arch("mobilenet_v2")
+    assert arch == reference_arch("mobilenet_v2").with_(activation="relu")
+    with pytest.raises(ValueError, match="activation 'relu6'"):
+        SPACE.encode(reference_arch("mobilenet_v2"))
     encoded = SPACE.encode(arch)
     # encode picks the first matching choice, and some choices alias: x0.75 rounds 16 -> 16 in
     # block 1 and 18 -> 24 in block 2 (16 < 0.9 * 18), and -1 layer clamps to 1 in blocks 1 and 7.
@@ -83,7 +86,7 @@ def test_encode_rejects_architectures_outside_the_space() -> None:
             reference_arch("mobilenet_v2").blocks[0].with_(kernel=7),
             *reference_arch("mobilenet_v2").blocks[1:])))
     with pytest.raises(ValueError, match="stem or head"):
-        SPACE.encode(reference_arch("mobilenet_v2").with_(head_filters=1024))
+        SPACE.encode(reference_arch("mobilenet_v2").with_(head_filters=1024, activation="relu"))
 
 
 def test_decode_rejects_bad_actions() -> None:
