@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -148,13 +148,8 @@ class _Builder:
                                    "canary_ratio": ratio}
 
     def combine(self, passes: list[float], one_spread: float) -> tuple[float, float]:
-        """The best pass (`min` statistic) or their median, and the spread of passes minutes
-        apart (the honest repeatability; with one pass, that pass's rounds')."""
-        best = getattr(getattr(self.profiler, "config", None), "statistic", "median") == "min"
-        ms = float(min(passes) if best else np.median(passes))
-        spread = float(np.std(passes, ddof=1) / np.mean(passes)) if len(passes) > 1 \
-            else one_spread
-        return ms, spread
+        stat = getattr(getattr(self.profiler, "config", None), "statistic", "median")
+        return combine_passes(passes, one_spread, stat)
 
     def sample_passes(self, kind: str, index: int) -> int:
         into = self.samples if kind == "calibration" else self.validation
@@ -172,6 +167,16 @@ class _Builder:
             into[index] = record
         else:
             into.append(record)
+
+
+def combine_passes(passes: list[float], one_spread: float, statistic: str
+                   ) -> tuple[float, float]:
+    """The best pass (`min` statistic) or their median, and the spread of passes minutes
+    apart (the honest repeatability; with one pass, that pass's rounds')."""
+    ms = float(min(passes) if statistic == "min" else np.median(passes))
+    spread = float(np.std(passes, ddof=1) / np.mean(passes)) if len(passes) > 1 \
+        else one_spread
+    return ms, spread
 
 
 def _passes(entry: dict[str, Any] | None) -> list[float]:
@@ -201,21 +206,34 @@ def _interleave(calibration: list[list[int]], validation: list[list[int]]
     return [(kind, i, a) for _, kind, i, a in sorted(tagged, key=lambda t: (t[0], t[1]))]
 
 
+def sample_plan(space: MnasNetSpace, opt: BuildOptions) -> list[tuple[str, int, list[int]]]:
+    """The end-to-end samples a build times, (kind, index, actions), in timing order."""
+    rng = np.random.default_rng(opt.seed)
+    planned = [space.sample_actions(rng) for _ in range(opt.calibration_samples)]
+    return _interleave(planned, _validation_plan(space, opt, planned))
+
+
+def finish_table(space: MnasNetSpace, out: str | os.PathLike) -> LatencyTable:
+    """Fit the calibration on the table's end-to-end samples and mark it complete."""
+    from .predictors import LutPredictor
+
+    table = load_table(out)
+    calibration = LutPredictor(space, table, calibration="none").fit_calibration(table.samples)
+    save_table(replace(table, calibration=calibration, complete=True), out)
+    return load_table(out)
+
+
 def build_table(space: MnasNetSpace, profiler: Any, out: str | os.PathLike,
                 options: BuildOptions | None = None, *, progress: bool = True,
                 on_chunk: Callable[[int], None] | None = None) -> LatencyTable:
     """Build (or resume) the table for `space` at `out`; returns the finished table."""
     from tqdm import tqdm
 
-    from .predictors import LutPredictor
-
     opt = options or BuildOptions()
     b = _Builder(space, profiler, Path(out), opt, progress)
     b.resume()
     entries = space_entries(space)
-    rng = np.random.default_rng(opt.seed)
-    planned = [space.sample_actions(rng) for _ in range(opt.calibration_samples)]
-    samples = _interleave(planned, _validation_plan(space, opt, planned))
+    samples = sample_plan(space, opt)
     plan: list[tuple[list[list[Entry]], list[tuple[str, int, list[int]]]]] = []
     for p in range(opt.passes):
         todo = [e for e in entries if b.passes_done(e.key) <= p]
@@ -245,7 +263,4 @@ def build_table(space: MnasNetSpace, profiler: Any, out: str | os.PathLike,
             bar.update(1)
         b.save(complete=False)
     bar.close()
-    table = load_table(b.out)
-    calibration = LutPredictor(space, table, calibration="none").fit_calibration(table.samples)
-    b.save(complete=True, calibration=calibration)
-    return load_table(b.out)
+    return finish_table(space, b.out)

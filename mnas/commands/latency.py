@@ -1,7 +1,8 @@
 """`mnas latency measure|build|validate`: time models, build lookup tables, check their fidelity.
 
     mnas latency measure NAME_OR_BLOCK_STRINGS [--input-size N]
-    mnas latency build CONFIG --out FILE
+    mnas latency build CONFIG --out FILE [--from-bundle RESULTS]
+    mnas latency bundle CONFIG --out DIR
     mnas latency validate CONFIG --lut FILE --samples N [--json OUT]
 
 All timing is onnxruntime at batch 1 (see `latency.profiler`); the latency package and
@@ -73,9 +74,19 @@ def _lut_kwargs(config: Any) -> dict[str, Any]:
     return dict(config.latency.kwargs) if config.latency.predictor == "lut" else {}
 
 
+def _build_options(args: argparse.Namespace, kwargs: dict[str, Any]) -> Any:
+    from latency.build import BuildOptions
+
+    build = dict(kwargs.get("build") or {})
+    for key in ("calibration_samples", "validation_samples", "passes"):
+        if getattr(args, key) is not None:
+            build[key] = getattr(args, key)
+    return BuildOptions.from_dict(build)
+
+
 def _run_build(args: argparse.Namespace) -> int:
     from latency import make_profiler
-    from latency.build import BuildOptions, build_table
+    from latency.build import build_table
 
     config = _config(args)
     out = args.out or config.latency.table
@@ -83,16 +94,16 @@ def _run_build(args: argparse.Namespace) -> int:
         raise ValueError("latency build: needs --out FILE (or latency.table in the config)")
     if os.path.isdir(out):
         raise IsADirectoryError(f"{out}: is a directory (--out names the table file)")
-    kwargs = _lut_kwargs(config)
-    build = dict(kwargs.get("build") or {})
-    for key in ("calibration_samples", "validation_samples", "passes"):
-        if getattr(args, key) is not None:
-            build[key] = getattr(args, key)
-    options = BuildOptions.from_dict(build)
-    profiler = make_profiler(_profiler_dict(args, kwargs.get("profiler")))
     space = config.space
     started = time.time()
-    table = build_table(space, profiler, out, options, progress=not args.no_progress)
+    if args.from_bundle:
+        from latency.bundle import assemble_table
+        table = assemble_table(space, args.from_bundle, out)
+    else:
+        kwargs = _lut_kwargs(config)
+        profiler = make_profiler(_profiler_dict(args, kwargs.get("profiler")))
+        table = build_table(space, profiler, out, _build_options(args, kwargs),
+                            progress=not args.no_progress)
     cal = table.calibration
     fits = cal.get("fits", {})
     sel = cal.get("selected", "none")
@@ -102,6 +113,28 @@ def _run_build(args: argparse.Namespace) -> int:
     nan = float("nan")
     print(f"calibration {sel} (cross-validated MAPE {fits.get(sel, {}).get('cv_mape', nan):.1%}; "
           f"flops baseline {fits.get('flops', {}).get('cv_mape', nan):.1%})")
+    return 0
+
+
+def _run_bundle(args: argparse.Namespace) -> int:
+    from latency.bundle import SCRIPT, write_bundle
+    from latency.profiler import ProfilerConfig
+
+    config = _config(args)
+    if os.path.isfile(args.out):
+        raise NotADirectoryError(f"{args.out}: is a file (--out names the bundle directory)")
+    kwargs = _lut_kwargs(config)
+    profiler = ProfilerConfig.from_dict(_profiler_dict(args, kwargs.get("profiler")))
+    manifest = write_bundle(config.space, args.out, _build_options(args, kwargs),
+                            profiler.to_dict(), progress=not args.no_progress)
+    graphs = manifest["graphs"]
+    size = sum(f.stat().st_size for f in Path(args.out).rglob("*.onnx"))
+    layers = sum(g["kind"] in ("layer", "stem", "head") for g in graphs)
+    print(f"wrote {args.out}: {layers} table entries and {len(graphs) - layers} networks as "
+          f"ONNX ({size / 1e6:.1f} MB), manifest.json and {SCRIPT}")
+    print(f"on the device (Python, numpy, onnxruntime): python {SCRIPT} . [--provider P] "
+          f"[--threads N] inside the copied directory; then here: mnas latency build "
+          f"{args.config} --from-bundle results.json --out table.json")
     return 0
 
 
@@ -181,10 +214,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default 0)")
     b.add_argument("--passes", type=int, help="timings of every layer, in separate passes "
                    "minutes apart (default 2; rerun with more to add passes to a table)")
+    b.add_argument("--from-bundle", metavar="RESULTS", help="assemble the table from a device "
+                   "bundle's results file (`mnas latency bundle`, then the bundle's script on "
+                   "the device) instead of timing here")
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_profiler_flags(b)
     b.set_defaults(func=_run_build)
+
+    d = lsub.add_parser("bundle", help="write what a table build times (ONNX, manifest) and a "
+                        "standalone timing script (numpy + onnxruntime only) for the device")
+    d.add_argument("config", help="experiment YAML (its search_space section)")
+    d.add_argument("--out", required=True, help="bundle directory (an unfinished one resumes)")
+    d.add_argument("--calibration-samples", type=int,
+                   help="end-to-end samples to fit the calibration (default 120)")
+    d.add_argument("--validation-samples", type=int, help="fresh architectures timed for "
+                   "`validate` to score (default 0)")
+    d.add_argument("--passes", type=int, help="timings of every layer (default 2)")
+    d.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_profiler_flags(d)
+    d.set_defaults(func=_run_bundle)
 
     v = lsub.add_parser("validate", help="compare lut and flops predictions with end-to-end "
                         "measurements of fresh random architectures")

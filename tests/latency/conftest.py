@@ -99,5 +99,21 @@ def tiny_dict() -> dict[str, Any]:
 
 
 @pytest.fixture
+def tiny_build() -> dict[str, Any]:
+    return dict(TINY_BUILD)
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path, tiny_dict: dict[str, Any]) -> Path:
+    """An experiment YAML of the tiny space with the session table's profiler and build."""
+    import yaml
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "tiny", "search_space": tiny_dict,
+        "latency": {"predictor": "lut", "kwargs": {"profiler": FAST, "build": TINY_BUILD}}}))
+    return path
+
+
+@pytest.fixture
 def tiny_archs(tiny_space: MnasNetSpace) -> list[Any]:
     return sample_archs(tiny_space, 6, seed=3)

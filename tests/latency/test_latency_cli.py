@@ -16,17 +16,6 @@ from mnas.cli import main
 FAST_FLAGS = ["--runs", "3", "--rounds", "2", "--warmup", "1"]
 
 
-@pytest.fixture
-def tiny_config(tmp_path: Path, tiny_dict: dict[str, Any]) -> Path:
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "tiny", "search_space": tiny_dict,
-        "latency": {"predictor": "lut", "kwargs": {
-            "profiler": {"warmup": 1, "runs": 3, "rounds": 2, "pin": False},
-            "build": {"calibration_samples": 12, "chunk": 8, "canary": False}}}}))
-    return path
-
-
 def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err

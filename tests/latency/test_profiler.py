@@ -61,7 +61,7 @@ def test_cpu_times_reads_busy_and_total(tmp_path: Path) -> None:
 @pytest.mark.parametrize("busy0, busy1, expected", [(90, 10, 1), (10, 90, 0), (50, 50, 1)])
 def test_idlest_cpu_picks_the_least_busy(monkeypatch: pytest.MonkeyPatch, busy0: int,
                                          busy1: int, expected: int) -> None:
-    import latency.profiler as prof
+    import latency.device_profile as prof
     snapshots = iter([{0: (0, 0), 1: (0, 0)}, {0: (busy0, 100), 1: (busy1, 100)}])
     monkeypatch.setattr(prof, "cpu_times", lambda: next(snapshots))
     assert idlest_cpu({0, 1}, window_s=0) == expected
@@ -71,7 +71,7 @@ def test_profiler_keeps_a_taskset_choice_and_pins_to_the_idlest(
         monkeypatch: pytest.MonkeyPatch) -> None:
     if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs sched_setaffinity and two CPUs")
-    import latency.profiler as prof
+    import latency.device_profile as prof
     before = os.sched_getaffinity(0)
     low, high = min(before), max(before)
     monkeypatch.setattr(prof, "idlest_cpu", lambda cpus: low)
