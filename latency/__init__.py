@@ -52,7 +52,9 @@ def create_predictor(name: str, *, space: MnasNetSpace, table: Any = None,
 
     lut kwargs: calibration ("auto"), profiler (dict; also times missing entries on demand when
     given), build_if_missing (build the table at `table` first if the file does not exist),
-    build (dict of BuildOptions), progress. flops kwargs: ms_per_mmac, intercept_ms.
+    build (dict of BuildOptions), progress, reanchor (auto: scale predictions by the table's
+    canary re-timed now against its build, when this machine built it).
+    flops kwargs: ms_per_mmac, intercept_ms.
     measured kwargs: profiler. Custom classes get `space`/`table` if their signature takes them."""
     from .predictors import FlopsPredictor, MeasuredPredictor
     if name == "lut":
@@ -76,7 +78,7 @@ def create_predictor(name: str, *, space: MnasNetSpace, table: Any = None,
 
 def _create_lut(space: MnasNetSpace, table: Any, *, calibration: str = "auto",
                 profiler: Any = None, build_if_missing: bool = False, build: Any = None,
-                progress: bool = True) -> LatencyPredictor:
+                progress: bool = True, reanchor: bool | str = "auto") -> LatencyPredictor:
     from .build import BuildOptions, build_table
     from .predictors import LutPredictor
     if table is None:
@@ -90,7 +92,23 @@ def _create_lut(space: MnasNetSpace, table: Any, *, calibration: str = "auto",
                         progress=progress)
     loaded = _table(table)
     prof = make_profiler(profiler) if profiler is not None else None
-    return LutPredictor(space, loaded, calibration=calibration, profiler=prof)
+    anchor = _reanchor(space, loaded, reanchor)
+    lut = LutPredictor(space, loaded, calibration=calibration, profiler=prof,
+                       scale=anchor["factor"] if anchor else 1.0)
+    lut.anchor = anchor  # type: ignore[attr-defined]  # reported by `mnas search`
+    return lut
+
+
+def _reanchor(space: MnasNetSpace, table: LatencyTable, when: bool | str) -> dict[str, Any] | None:
+    """`reanchor`: "auto" re-times the table's canary when this machine timed the table (a
+    table from a device is not re-anchored against the host), True always, False never."""
+    from .validate import measured_here, reanchor
+
+    if when not in (True, False, "auto"):
+        raise ValueError(f"latency.kwargs.reanchor: expected true, false or auto, got {when!r}")
+    if when is False or not table.canary or (when == "auto" and not measured_here(table)):
+        return None
+    return reanchor(space, table)
 
 
 def load_custom(path: str, **kwargs: Any) -> LatencyPredictor:

@@ -211,6 +211,7 @@ class _LinearPredictor:
     cols: list[int]
     intercept: float
     trees: Trees | None = None
+    scale: float = 1.0
 
     def predict(self, arch: ArchSpec) -> float:
         return float(self.predict_many([arch])[0])
@@ -223,7 +224,7 @@ class _LinearPredictor:
         out = feats[:, self.cols] @ self.coef + self.intercept
         if self.trees is not None:
             out = out * np.exp(self.trees.predict(self.cache.correction(idx, feats)))
-        return out
+        return out * self.scale if self.scale != 1.0 else out
 
 
 class LutPredictor(_LinearPredictor):
@@ -231,10 +232,15 @@ class LutPredictor(_LinearPredictor):
 
     `calibration`: "auto" (the table's selected fit), "none" (raw sum), a kind from
     `latency.calibrate.KINDS` or "learned" (when the table has it). `profiler`: a `Profiler`
-    to time missing entries on demand."""
+    to time missing entries on demand. `scale`: a factor on every prediction (the machine's
+    speed now against the build's, from the canary: `latency.validate.reanchor`)."""
 
     def __init__(self, space: MnasNetSpace, table: LatencyTable, *, calibration: str = "auto",
-                 profiler: Any = None) -> None:
+                 profiler: Any = None, scale: float = 1.0) -> None:
+        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+            raise ValueError(f"latency predictor 'lut': scale must be a number > 0, got "
+                             f"{scale!r}")
+        self.scale = float(scale)
         table.check_space(space)
         if not table.complete and calibration != "none":
             raise ValueError(f"{table.path}: latency table is incomplete (an interrupted build); "

@@ -109,15 +109,46 @@ def sweep_agreement(sweeps: np.ndarray) -> dict[str, float] | None:
     return {k: float(np.median([p[k] for p in pairs])) for k in METRICS}
 
 
+def canary_ms(table: LatencyTable) -> float | None:
+    """The canary network's time during the build (median of its timings), or None."""
+    then = [c["ms"] for c in table.canary if c.get("ms")]
+    return float(np.median(then)) if then else None
+
+
 def canary_ratio(space: MnasNetSpace, table: LatencyTable, profiler: Any) -> float | None:
     """The fixed canary network now vs during the build (> 1: the machine is slower now);
     None when the table was built without a canary."""
     from .build import canary_onnx
 
-    then = [c["ms"] for c in table.canary if c.get("ms")]
-    if not then:
+    then = canary_ms(table)
+    if then is None:
         return None
-    return float(profiler.measure(canary_onnx(space)).ms / np.median(then))
+    return float(profiler.measure(canary_onnx(space)).ms / then)
+
+
+def measured_here(table: LatencyTable) -> bool:
+    """Whether this machine timed the table (same CPU and onnxruntime, not a device bundle):
+    only then does its canary, re-timed here, say how the machine's speed changed."""
+    from .profiler import cpu_model, onnxruntime_version
+
+    prov = table.provenance
+    return (prov.get("cpu") == cpu_model() and prov.get("onnxruntime") == onnxruntime_version()
+            and "bundle_id" not in prov)
+
+
+def reanchor(space: MnasNetSpace, table: LatencyTable, profiler: Any = None
+             ) -> dict[str, Any] | None:
+    """Re-time the table's canary now (about a second) with the table's profiler settings:
+    the factor to scale predictions by (canary now / at build), or None without a canary."""
+    from . import make_profiler
+
+    then = canary_ms(table)
+    if then is None:
+        return None
+    started = time.time()
+    ratio = canary_ratio(space, table, profiler or make_profiler(table.provenance.get("profiler")))
+    return {"factor": ratio, "canary_ms_build": then, "canary_ms_now": ratio * then,
+            "seconds": round(time.time() - started, 1)}
 
 
 def score_interleaved(space: MnasNetSpace, table: LatencyTable, lut: Any = None,
@@ -163,11 +194,15 @@ def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: i
     with tqdm(total=sweeps * len(archs), desc="validate", unit="arch",
               disable=not progress) as bar:
         timed_arr, spreads_in = measure_sweeps(space, archs, profiler, sweeps, bar.update)
+    ratio_after = canary_ratio(space, table, profiler)
     statistic = getattr(getattr(profiler, "config", None), "statistic", "median")
     measured, spreads = combine_sweeps(timed_arr, statistic)
     if sweeps == 1:
         spreads = spreads_in[0]  # rounds within one session: all there is
     lut_ms, flops_ms = lut.predict_many(archs), flops.predict_many(archs)
+    # the canary before and after the sweeps: the machine's speed during them against the build
+    factor = float(np.sqrt(ratio_before * ratio_after)) if ratio_before else None
+    anchored = lut_ms * factor if factor else lut_ms
     return {
         "samples": len(archs), "seed": seed, "sweeps": sweeps, "sweep_statistic":
         "min" if statistic == "min" else "median",
@@ -175,25 +210,31 @@ def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: i
         "measurement_cv_p90": float(np.percentile(spreads, 90)),
         "measured_ms": {"median": float(np.median(measured)), "min": float(measured.min()),
                         "max": float(measured.max())},
-        "canary_ratio": ratio_before,
+        "canary_ratio": ratio_before, "canary_ratio_after": ratio_after, "reanchor_factor": factor,
         "lut": dict(fidelity(lut_ms, measured), calibration=lut.calibration),
+        "lut_reanchored": dict(fidelity(anchored, measured), calibration=lut.calibration)
+        if factor else None,
         "flops": fidelity(flops_ms, measured),
         "sweep_vs_sweep": sweep_agreement(timed_arr),
         "measure_seconds": round(time.time() - started, 1),
         "interleaved": score_interleaved(space, table, lut, flops),
         "per_arch": {"actions": actions, "measured_ms": measured.tolist(),
                      "spread": spreads.tolist(), "sweeps_ms": timed_arr.T.tolist(),
-                     "lut_ms": lut_ms.tolist(), "flops_ms": flops_ms.tolist()},
+                     "lut_ms": lut_ms.tolist(), "lut_reanchored_ms": anchored.tolist(),
+                     "flops_ms": flops_ms.tolist()},
     }
 
 
 def format_report(result: dict[str, Any]) -> str:
     """lut and flops side by side, with the measurement's own spread."""
-    rows = [("metric", "lut", "flops")]
+    anchored = result.get("lut_reanchored")
+    cols = [("lut", result["lut"])] + ([("lut re-anchored", anchored)] if anchored else []) + \
+        [("flops", result["flops"])]
+    rows = [tuple(["metric"] + [name for name, _ in cols])]
     for key in METRICS:
         fmt = "{:.1%}" if key != "kendall_tau" and key != "spearman_rho" else "{:.3f}"
-        rows.append((key, fmt.format(result["lut"][key]), fmt.format(result["flops"][key])))
-    widths = [max(len(r[c]) for r in rows) for c in range(3)]
+        rows.append(tuple([key] + [fmt.format(m[key]) for _, m in cols]))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(cols) + 1)]
     lines = ["  ".join(cell.rjust(w) if c else cell.ljust(w) for c, (cell, w) in
                        enumerate(zip(r, widths))) for r in rows]
     sweeps = result.get("sweeps", 1)
@@ -214,7 +255,9 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append(f"timed interleaved with the build ({inter['samples']} architectures): lut "
                      f"MAPE {lut['mape']:.1%}, within 10% {lut['within_10pct']:.0%}, Kendall tau "
                      f"{lut['kendall_tau']:.3f}; flops tau {inter['flops']['kendall_tau']:.3f}")
-    if result.get("canary_ratio") is not None:
-        lines.append(f"canary now / at build: {result['canary_ratio']:.3f} (machine speed drift; "
-                     "shifts MAPE, not the rank metrics)")
+    if result.get("reanchor_factor"):
+        lines.append(f"canary now / at build: {result['canary_ratio']:.3f} before the sweeps, "
+                     f"{result['canary_ratio_after']:.3f} after; 're-anchored' scales the lut's "
+                     f"predictions by their geometric mean {result['reanchor_factor']:.3f} "
+                     "(machine speed drift: shifts MAPE, not the rank metrics)")
     return "\n".join(lines)

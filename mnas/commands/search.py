@@ -82,6 +82,12 @@ def run(args: argparse.Namespace) -> int:
     check_run_dir(config, run_dir, resume=args.resume, force=args.force)
     # every input is checked before the run dir is written: a typo leaves nothing behind
     predictor = create_predictor(config, source)
+    anchor = getattr(predictor, "anchor", None)
+    if anchor:
+        print(f"latency table re-anchored: canary {anchor['canary_ms_now']:.3f} ms now vs "
+              f"{anchor['canary_ms_build']:.3f} ms at build, predictions x"
+              f"{anchor['factor']:.3f} (latency.kwargs.reanchor: false to keep the build's)",
+              file=sys.stderr, flush=True)
     try:
         built = create_controller_and_reward(config, predictor)
     except ValueError as exc:
