@@ -1,6 +1,7 @@
 """Latency prediction for platform-aware search: lookup tables, baselines and custom predictors.
 
-onnxruntime is imported only by `latency.profiler`, and only when something needs to time a graph.
+onnxruntime is imported only by `latency.device_profile` (the timing procedure, also shipped as the
+standalone script of a device bundle), and only when something needs to time a graph.
 """
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ def _create_lut(space: MnasNetSpace, table: Any, *, calibration: str = "auto",
     anchor = _reanchor(space, loaded, reanchor)
     lut = LutPredictor(space, loaded, calibration=calibration, profiler=prof,
                        scale=anchor["factor"] if anchor else 1.0)
-    lut.anchor = anchor  # type: ignore[attr-defined]  # reported by `mnas search`
+    lut.anchor = anchor  # reported by `mnas search`
     return lut
 
 

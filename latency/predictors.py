@@ -241,6 +241,8 @@ class LutPredictor(_LinearPredictor):
             raise ValueError(f"latency predictor 'lut': scale must be a number > 0, got "
                              f"{scale!r}")
         self.scale = float(scale)
+        #: How `scale` was found (`latency.validate.reanchor`), when it was.
+        self.anchor: dict[str, Any] | None = None
         table.check_space(space)
         if not table.complete and calibration != "none":
             raise ValueError(f"{table.path}: latency table is incomplete (an interrupted build); "
