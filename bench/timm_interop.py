@@ -109,7 +109,8 @@ def compare(arch: Any, size: int, classes: int = 1000, seed: int = 0) -> dict[st
             row["old_string"] = old
             row["old_string_max_abs_diff"] = (before(x) - ref).abs().max().item()
     row.update(max_abs_diff=diff, max_abs_diff_timm_eps=eps_1e5,
-               logit_scale=ref.abs().max().item(), ok=diff <= 1e-4 * max(1.0, ref.abs().max().item()))
+               logit_scale=ref.abs().max().item(),
+               ok=diff <= 1e-4 * max(1.0, ref.abs().max().item()))
     return row
 
 
@@ -173,8 +174,8 @@ def main() -> int:
             "refused": len(rows) - len(compared), "refusal_reasons": dict(reasons),
             "refused_whose_old_string_timm_builds_with_other_params":
                 sum(r.get("params_differ", False) for r in rows),
-            "conv_blocks_with_skip": sum(any(o == "conv" and s == "identity" for o, s, _ in r["ops"])
-                                         for r in compared),
+            "conv_blocks_with_skip": sum(any(o == "conv" and s == "identity"
+                                             for o, s, _ in r["ops"]) for r in compared),
             "conv_blocks_without_skip": sum(any(o == "conv" and s == "none" for o, s, _ in r["ops"])
                                             for r in compared),
             "old_string_differs": [r["old_string_max_abs_diff"] for r in compared
