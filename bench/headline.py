@@ -155,6 +155,7 @@ def search_dir(work: Path, method: str, seed: int) -> Path:
 
 def history(run_dir: Path) -> list[Any]:
     from mnas.search.history import load_history
+    from mnas.search.rundir import RunDir
 
     return load_history(RunDir(run_dir).history)
 
