@@ -19,6 +19,7 @@ from typing import Any
 
 from mnas.architectures import resolve_arch
 from mnas.commands.describe import check_model_size
+from mnas.config.experiments import experiment_path
 from mnas.fileio import atomic_write_json
 
 _PROFILER_FLAGS = ("provider", "threads", "runs", "rounds", "warmup", "statistic")
@@ -204,7 +205,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     b = lsub.add_parser("build", help="time every layer of a config's search space into a "
                         "lookup table (resumable)")
-    b.add_argument("config", help="experiment YAML (its search_space section)")
+    b.add_argument("config", type=experiment_path,
+                   help="experiment YAML or shipped experiment name (its search_space section)")
     b.add_argument("--out", help="table file (default: the config's latency.table); an "
                    "unfinished one is resumed")
     b.add_argument("--calibration-samples", type=int,
@@ -238,7 +240,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     v = lsub.add_parser("validate", help="compare lut and flops predictions with end-to-end "
                         "measurements of fresh random architectures")
-    v.add_argument("config", help="experiment YAML (its search_space section)")
+    v.add_argument("config", type=experiment_path,
+                   help="experiment YAML or shipped experiment name (its search_space section)")
     v.add_argument("--lut", help="table file (default: the config's latency.table)")
     v.add_argument("--samples", type=int, default=50, help="architectures to measure (default 50)")
     v.add_argument("--seed", type=int, default=None, help="sampling seed")

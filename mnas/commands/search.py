@@ -10,6 +10,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from mnas.config.experiments import experiment_path
+
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 #: The run dir could not be written mid-search (disk full, read-only): state kept, resumable.
 EXIT_DISK = 1
@@ -25,9 +27,9 @@ def register(subparsers: Any) -> None:
         description="Run a MnasNet search from an experiment config. Every finished child is "
                     "appended to <run dir>/history.jsonl; Ctrl-C or a kill can be resumed with "
                     "--resume.")
-    p.add_argument("config", nargs="?", default=None,
-                   help="experiment YAML (default: the quickstart; on --resume: the run's own "
-                        "config.yaml)")
+    p.add_argument("config", nargs="?", default=None, type=experiment_path,
+                   help="experiment YAML or a shipped experiment's name (default: the "
+                        "quickstart; on --resume: the run's own config.yaml)")
     p.add_argument("--run-dir", type=Path, default=None,
                    help="run directory (default: <output.dir>/<name>-<timestamp>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

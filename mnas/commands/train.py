@@ -13,6 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mnas.config.experiments import experiment_path
+
 if TYPE_CHECKING:
     from mnas.training.trainer import TrainConfig
 
@@ -70,7 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an architecture fully, checkpoint, export ONNX")
     p.add_argument("arch", nargs="+", help="reference name (e.g. mnasnet_a1, mobilenet_v2@0.5), "
                    "block strings, or an export .json file")
-    p.add_argument("--config", required=True, help="experiment YAML (its child_training section)")
+    p.add_argument("--config", required=True, type=experiment_path,
+                   help="experiment YAML or shipped experiment name (its child_training section)")
     p.add_argument("--epochs", type=float, default=None, help="override child_training.epochs")
     p.add_argument("--out", default=None, help="output directory (default runs/train-NAME)")
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")

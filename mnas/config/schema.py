@@ -28,13 +28,11 @@ from mnas.config.loader import apply_overrides, dataclass_from_data, to_plain
 from mnas.config.safe_yaml import safe_load
 from mnas.evaluation import BUILTIN_EVALUATORS
 from mnas.fileio import atomic_write_text
+from mnas.config.experiments import QUICKSTART
 from mnas.reward import resolve_weights
 from mnas.supernet.config import SupernetConfig
 from mnas.training.trainer import MAX_SEED, TrainConfig
 from search_spaces.registry import create_space, space_to_dict
-
-#: The bundled quickstart experiment (what `make search` runs) when working from a checkout.
-QUICKSTART = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.yaml"
 
 #: Dotted keys holding file-system paths, resolved against the CWD by `load_config`.
 PATH_KEYS: tuple[str, ...] = ("child_training.data.path", "child_training.data.val_path",
