@@ -228,7 +228,7 @@ def build_table(space: MnasNetSpace, profiler: Any, out: str | os.PathLike,
                 options: BuildOptions | None = None, *, progress: bool = True,
                 on_chunk: Callable[[int], None] | None = None) -> LatencyTable:
     """Build (or resume) the table for `space` at `out`; returns the finished table."""
-    from tqdm import tqdm
+    from mnas.progress import progress_bar
 
     opt = options or BuildOptions()
     b = _Builder(space, profiler, Path(out), opt, progress)
@@ -244,8 +244,8 @@ def build_table(space: MnasNetSpace, profiler: Any, out: str | os.PathLike,
         todo = [todo[i] for i in order]
         plan.append(([todo[c:c + opt.chunk] for c in range(0, len(todo), opt.chunk)],
                      [s for s in samples if b.sample_passes(s[0], s[1]) <= p]))
-    bar = tqdm(total=sum(sum(map(len, c)) + len(s) for c, s in plan), desc="latency table",
-               unit="entry", disable=not progress, smoothing=0.05)
+    bar = progress_bar(sum(sum(map(len, c)) + len(s) for c, s in plan), desc="latency table",
+                       unit="entry", enabled=progress, smoothing=0.05)
     b.check_canary()
     for chunks, pending in plan:
         # this pass's end-to-end samples, spread evenly between its chunks

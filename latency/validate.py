@@ -179,7 +179,7 @@ def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: i
     Every architecture is timed in `sweeps` separate sweeps over all of them (minutes apart on a
     large sample, so one burst of load from elsewhere hits one timing of each) and keeps the
     best (`min` statistic) or the median, as the table build does with its passes."""
-    from tqdm import tqdm
+    from mnas.progress import progress_bar
 
     from .predictors import FlopsPredictor, LutPredictor
 
@@ -191,8 +191,7 @@ def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: i
     archs = [space.decode(a) for a in actions]
     started = time.time()
     ratio_before = canary_ratio(space, table, profiler)
-    with tqdm(total=sweeps * len(archs), desc="validate", unit="arch",
-              disable=not progress) as bar:
+    with progress_bar(sweeps * len(archs), desc="validate", unit="arch", enabled=progress) as bar:
         timed_arr, spreads_in = measure_sweeps(space, archs, profiler, sweeps, bar.update)
     ratio_after = canary_ratio(space, table, profiler)
     statistic = getattr(getattr(profiler, "config", None), "statistic", "median")

@@ -77,7 +77,6 @@ def _shape_fields(arch: Network) -> dict[str, Any]:
 def train_full(arch: Network, config: TrainConfig, out: Path, *, resume: bool = False,
                progress: bool = True) -> dict:
     """Train with a checkpoint per epoch; return (and write) the result record."""
-    from tqdm import tqdm
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / CHECKPOINT
     if ckpt.exists() and not resume:
@@ -90,7 +89,7 @@ def train_full(arch: Network, config: TrainConfig, out: Path, *, resume: bool = 
         params, macs = count_params(model), count_macs(model, data.input_size, data.in_channels)
         trainer = Trainer(model, data, config)
         history = _resume(trainer, ckpt, arch, config) if resume and ckpt.exists() else []
-        status = _epochs(trainer, arch, config, ckpt, history, out, tqdm, progress)
+        status = _epochs(trainer, arch, config, ckpt, history, out, progress)
         model = model.to("cpu", memory_format=torch.contiguous_format)  # ONNX export on CPU
         if status == "ok":
             export_onnx(model, out / ONNX, data.input_size, data.in_channels)
@@ -109,11 +108,13 @@ def train_full(arch: Network, config: TrainConfig, out: Path, *, resume: bool = 
 
 
 def _epochs(trainer: Trainer, arch: Network, config: TrainConfig, ckpt: Path,
-            history: list[dict], out: Path, tqdm: Any, progress: bool) -> str:
+            history: list[dict], out: Path, progress: bool) -> str:
     """Train epoch by epoch from where the trainer stands; log, evaluate and checkpoint."""
+    from mnas.progress import progress_bar
+
     writer = _tensorboard_writer(out / TB_DIR)
-    bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step",
-               disable=not progress, desc="train")
+    bar = progress_bar(trainer.total_steps, initial=trainer.step, unit="step", enabled=progress,
+                       desc="train")
     status = "ok"
     try:
         before = trainer.step

@@ -190,3 +190,14 @@ def test_validation_samples_are_interleaved_and_resumed(
     no_val = build_table(tiny_space, fake_profiler_cls(), tmp_path / "n.json", OPTIONS,
                          progress=False)
     assert no_val.validation == [] and score_interleaved(tiny_space, no_val) is None
+
+
+def test_build_progress_in_a_log_is_short_plain_lines(
+        tmp_path: Path, tiny_space: MnasNetSpace, fake_profiler_cls: type,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """stderr not a terminal (captured here, as in a cluster job): no carriage-return redraws."""
+    build_table(tiny_space, fake_profiler_cls(), tmp_path / "t.json", OPTIONS, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.splitlines(), err
+    assert all(len(line) < 120 for line in err.splitlines())
+    assert err.splitlines()[-1].startswith("latency table: ")
