@@ -1,15 +1,19 @@
-"""`mnas describe`: the block table, parameters and multiply-adds of an architecture."""
+"""`mnas describe`: the block table, parameters and multiply-adds of an architecture.
+
+torch is imported by the command, not by this module, so `mnas describe --help` answers without it."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from mnas.architectures import resolve_arch
-from search_spaces import ArchSpec, FamilyModel, Network, build_network, count_macs, count_params
-from search_spaces.specs import out_size
+if TYPE_CHECKING:
+    from search_spaces import ArchSpec, Network
 
 
 def _table_rows(arch: ArchSpec, input_size: int) -> list[tuple[str, ...]]:
     """Header, stem, one row per block (with its output resolution), head."""
+    from search_spaces.specs import out_size
+
     res = out_size(input_size, arch.stem_stride)
     rows = [("block", "op", "k", "s", "e", "se", "skip", "r", "in", "out", "out res"),
             ("stem", "conv", "3", str(arch.stem_stride), "-", "-", "-", "1", "3",
@@ -28,6 +32,8 @@ def _table_rows(arch: ArchSpec, input_size: int) -> list[tuple[str, ...]]:
 def describe_table(arch: Network, input_size: int, num_classes: int) -> str:
     """A human-readable block table with parameters and multiply-adds (a family outside the
     block grammar gets its name and paper instead of the table)."""
+    from search_spaces import FamilyModel, build_network, count_macs, count_params
+
     if isinstance(arch, FamilyModel):
         from search_spaces.families import FAMILIES
         lines = [f"{arch.label}: {arch.family} at width {arch.width:g}, stem stride "
@@ -56,6 +62,8 @@ def check_model_size(input_size: int, num_classes: int) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from mnas.architectures import resolve_arch
+
     check_model_size(args.input_size, args.num_classes)
     arch = resolve_arch(args.arch)
     try:

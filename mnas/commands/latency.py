@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mnas.architectures import resolve_arch
 from mnas.commands.describe import check_model_size
 from mnas.config.experiments import experiment_path
 from mnas.fileio import atomic_write_json
@@ -47,6 +46,7 @@ def _profiler_dict(args: argparse.Namespace, base: Any = None) -> dict[str, Any]
 def _run_measure(args: argparse.Namespace) -> int:
     from latency import make_profiler
     from latency.build import arch_onnx
+    from mnas.architectures import resolve_arch
     from search_spaces.space import MnasNetSpace
 
     check_model_size(args.input_size, args.num_classes)
