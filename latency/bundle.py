@@ -50,7 +50,7 @@ def write_bundle(space: MnasNetSpace, out: str | os.PathLike, options: BuildOpti
                  profiler: dict[str, Any], *, progress: bool = True) -> dict[str, Any]:
     """Write the bundle into `out` (graphs already there are kept: an interrupted export
     resumes); returns the manifest."""
-    from tqdm import tqdm
+    from mnas.progress import progress_bar
 
     out = Path(out)
     graphs = _plan(space, options)
@@ -67,7 +67,8 @@ def write_bundle(space: MnasNetSpace, out: str | os.PathLike, options: BuildOpti
         raise ValueError(f"{out}: holds another bundle (another space or build options); "
                          "use another --out")
     entries = {e.key: e for e in space_entries(space)}
-    for g in tqdm(graphs, desc="bundle", unit="graph", disable=not progress):
+    for g in progress_bar(len(graphs), desc="bundle", unit="graph", enabled=progress,
+                          iterable=graphs):
         path = out / g["file"]
         if path.exists():
             continue

@@ -125,8 +125,9 @@ def run_baselines(args: argparse.Namespace) -> dict[str, Any]:
     space = MnasNetSpace(input_size=args.input_size, num_classes=args.num_classes)
     started = time.time()
     graphs = []
-    from tqdm import tqdm
-    for row in tqdm(rows, desc="export", unit="model", disable=args.quiet):
+    from mnas.progress import progress_bar
+    for row in progress_bar(len(rows), desc="export", unit="model", enabled=not args.quiet,
+                            iterable=rows):
         model = build_network(row["net"], num_classes=args.num_classes)
         row.update(params=count_params(model), macs=count_macs(model, args.input_size))
         graphs.append(arch_onnx(space, row["net"]))

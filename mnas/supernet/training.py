@@ -125,7 +125,7 @@ def _resume(trainer: SupernetTrainer, path: Path, meta_now: dict[str, Any]) -> l
 def train_supernet(space: MnasNetSpace, train: TrainConfig, sn: SupernetConfig, out: Path, *,
                    progress: bool = True) -> dict[str, Any]:
     """Train (or continue training) the supernet into `out`; return the final meta."""
-    from tqdm import tqdm
+    from mnas.progress import progress_bar
 
     config = replace(train, epochs=float(sn.epochs), steps=None, lr=sn.lr or train.lr)
     data = load_dataset(config.data)
@@ -137,8 +137,8 @@ def train_supernet(space: MnasNetSpace, train: TrainConfig, sn: SupernetConfig, 
         history = _resume(trainer, out, meta) if out.exists() else []
         meta = _meta(space, sn, config, data, history)
         spe, total = trainer.steps_per_epoch, trainer.total_steps
-        bar = tqdm(total=total, initial=trainer.step, unit="step", desc="supernet",
-                   disable=not progress, dynamic_ncols=True)
+        bar = progress_bar(total, initial=trainer.step, unit="step", desc="supernet",
+                           enabled=progress)
         try:
             while trainer.step < total:
                 before = trainer.step
