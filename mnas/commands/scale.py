@@ -19,13 +19,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mnas.architectures import resolve_arch
 from mnas.commands.latency import _add_profiler_flags, _profiler_dict
 from mnas.fileio import atomic_write_json
 
 
 def _grammar_arch(text: list[str]) -> Any:
     from search_spaces import FamilyModel
+    from mnas.architectures import resolve_arch
+
     arch = resolve_arch(text)
     if isinstance(arch, FamilyModel):
         raise ValueError(f"{arch.label}: {arch.family} is outside the block grammar; compound "
