@@ -151,13 +151,7 @@ def plot_pareto(records: Sequence[HistoryRecord], path: str | Path, *, target_ms
     ax.set_ylabel("proxy validation accuracy")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save_figure(fig, path)
 
 
 def plot_baselines(models: Sequence[dict[str, Any]], path: str | Path, *, title: str = ""
@@ -189,6 +183,14 @@ def plot_baselines(models: Sequence[dict[str, Any]], path: str | Path, *, title:
     ax.set_title(title, fontsize=8)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="upper left")
+    return _save_figure(fig, path)
+
+
+def _save_figure(fig: Any, path: str | Path) -> Path:
+    """Write `fig` atomically (temp file, then rename) and close it: a reader never sees half
+    a PNG."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.png")
