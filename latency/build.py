@@ -24,6 +24,7 @@ from search_spaces import build_network, reference_arch
 from search_spaces.onnx_export import export_onnx_bytes
 from search_spaces.space import MnasNetSpace
 
+from .device_profile import CANARY_START, canary_drift
 from .keys import Entry, space_entries
 from .table import LatencyTable, load_table, save_table
 
@@ -101,7 +102,6 @@ class _Builder:
         self.validation: list[dict[str, Any]] = []
         self.canary: list[dict[str, Any]] = []
         self.canary_bytes = canary_onnx(space) if options.canary else b""
-        self.baseline = 0.0
 
     def resume(self) -> None:
         if not self.out.exists():
@@ -121,14 +121,12 @@ class _Builder:
                                 complete=complete), self.out)
 
     def check_canary(self) -> float:
-        """Time the canary; returns its ratio to the baseline (1.0 sets the baseline, and
-        always without a canary)."""
+        """Time the canary; returns its ratio to the median of its earlier timings (1.0 for the
+        first, and always without a canary)."""
         if not self.opt.canary:
             return 1.0
         m = self.profiler.measure(self.canary_bytes)
-        if self.baseline <= 0:
-            self.baseline = m.ms
-        ratio = m.ms / self.baseline
+        ratio = canary_drift([c["ms"] for c in self.canary], m.ms)
         self.canary.append({"t": time.time(), "ms": m.ms, "ratio": ratio})
         return ratio
 
@@ -246,7 +244,8 @@ def build_table(space: MnasNetSpace, profiler: Any, out: str | os.PathLike,
                      [s for s in samples if b.sample_passes(s[0], s[1]) <= p]))
     bar = progress_bar(sum(sum(map(len, c)) + len(s) for c, s in plan), desc="latency table",
                        unit="entry", enabled=progress, smoothing=0.05)
-    b.check_canary()
+    for _ in range(max(1, CANARY_START - len(b.canary))):
+        b.check_canary()
     for chunks, pending in plan:
         # this pass's end-to-end samples, spread evenly between its chunks
         per_chunk = math.ceil(len(pending) / max(1, len(chunks))) if pending else 0

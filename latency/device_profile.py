@@ -130,6 +130,19 @@ def choose_cpu(threads: int, pin: bool) -> int | None:
     return next(iter(allowed)) if len(allowed) == 1 else idlest_cpu(allowed)
 
 
+#: Canary timings taken before the first chunk: their median is the first reference, so one
+#: cold or unlucky first timing cannot make every later chunk look drifted.
+CANARY_START = 3
+
+
+def canary_drift(earlier_ms: list[float], ms: float) -> float:
+    """Today's canary timing over the median of all earlier ones (1.0 for the first). A running
+    median, not the first timing: on a sub-millisecond canary the first timing alone was off by
+    25-40% often enough that most chunks of a quiet build were re-timed for nothing."""
+    earlier = [m for m in earlier_ms if m > 0]
+    return ms / float(np.median(earlier)) if earlier else 1.0
+
+
 def session_options(threads: int, profile_path: str | None = None) -> Any:
     """The deployment's options: full graph optimisation, fixed thread count, sequential."""
     opts = ort.SessionOptions()
@@ -222,7 +235,6 @@ class _Run:
         self.graphs = {g["id"]: g for g in self.manifest["graphs"]}
         self.timed: dict[str, dict[str, Any]] = {}
         self.canary: list[dict[str, Any]] = []
-        self.baseline = 0.0
         self.started, self.done, self.total = time.time(), 0, 0
 
     def resume(self) -> None:
@@ -258,9 +270,7 @@ class _Run:
         if not canary:
             return 1.0
         ms = self.measure(canary)[0][0]
-        if self.baseline <= 0:
-            self.baseline = ms
-        ratio = ms / self.baseline
+        ratio = canary_drift([c["ms"] for c in self.canary], ms)
         self.canary.append({"t": time.time(), "ms": ms, "ratio": ratio})
         return ratio
 
@@ -307,7 +317,8 @@ class _Run:
             plan.append(([todo[c:c + chunk] for c in range(0, len(todo), chunk)],
                          [s for s in samples if self.passes_done(s) <= p]))
         self.total = sum(sum(map(len, c)) + len(s) for c, s in plan)
-        self.check_canary()
+        for _ in range(max(1, CANARY_START - len(self.canary))):
+            self.check_canary()
         for p, (chunks, pending) in enumerate(plan):
             per_chunk = math.ceil(len(pending) / max(1, len(chunks))) if pending else 0
             for ids in chunks:
