@@ -2,7 +2,9 @@
 
 Layer rules follow the official MnasNet code: expand 1x1 only when e != 1, depthwise k x k, SE
 squeezing to max(1, int(layer_input_filters * se_ratio)), linear 1x1 projection, residual per the
-skip op. BatchNorm uses TF's momentum 0.99 (PyTorch 0.01) and epsilon 1e-3.
+skip op. BatchNorm uses TF's momentum 0.99 (PyTorch 0.01) and epsilon 1e-3 (timm and torchvision
+use PyTorch's 1e-5: set `eps` on every BatchNorm2d when copying weights across). Activations are
+per layer (`BlockSpec.act`), the stem's and head's the architecture's (`ArchSpec.activation`).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ def _bn(channels: int) -> nn.BatchNorm2d:
 #: SE uses the layer's activation inside and a sigmoid gate (MnasNet: ReLU, EfficientNet: swish).
 ACTIVATION_MODULES: dict[str, Callable[[], nn.Module]] = {
     "relu": lambda: nn.ReLU(inplace=True),
+    "relu6": lambda: nn.ReLU6(inplace=True),
     "swish": lambda: nn.SiLU(inplace=True),
     "hswish": lambda: nn.Hardswish(inplace=True),
 }

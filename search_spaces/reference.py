@@ -5,9 +5,10 @@ import math
 from dataclasses import replace
 
 from .blockstrings import decode_arch
-from .specs import ArchSpec
+from .specs import ArchSpec, round_filters
 
-#: Block strings exactly as published (official mnasnet_models.py; MobileNetV2 as 7 blocks).
+#: Block strings exactly as published (official mnasnet_models.py; MobileNetV2 as 7 blocks with
+#: its published ReLU6, as timm and torchvision build it).
 REFERENCE_STRINGS: dict[str, tuple[str, ...]] = {
     "mnasnet_a1": (
         "r1_k3_s11_e1_i32_o16_noskip", "r2_k3_s22_e6_i16_o24", "r3_k5_s22_e3_i24_o40_se0.25",
@@ -20,9 +21,9 @@ REFERENCE_STRINGS: dict[str, tuple[str, ...]] = {
         "r1_k3_s11_e6_i192_o320_noskip",
     ),
     "mobilenet_v2": (
-        "r1_k3_s11_e1_i32_o16", "r2_k3_s22_e6_i16_o24", "r3_k3_s22_e6_i24_o32",
-        "r4_k3_s22_e6_i32_o64", "r3_k3_s11_e6_i64_o96", "r3_k3_s22_e6_i96_o160",
-        "r1_k3_s11_e6_i160_o320",
+        "r1_k3_s11_e1_i32_o16_relu6", "r2_k3_s22_e6_i16_o24_relu6", "r3_k3_s22_e6_i24_o32_relu6",
+        "r4_k3_s22_e6_i32_o64_relu6", "r3_k3_s11_e6_i64_o96_relu6",
+        "r3_k3_s22_e6_i96_o160_relu6", "r1_k3_s11_e6_i160_o320_relu6",
     ),
     # EfficientNet-B0 (Tan & Le 2019, Table 1; official efficientnet_builder.py block strings),
     # MBConv with SE 0.25 and swish throughout (the stem and head follow the blocks).
@@ -33,18 +34,6 @@ REFERENCE_STRINGS: dict[str, tuple[str, ...]] = {
         "r1_k3_s11_e6_i192_o320_se0.25_swish",
     ),
 }
-
-
-def round_filters(filters: float, width: float = 1.0, divisor: int = 8) -> int:
-    """Scale a width and round it as the official code does: to a multiple of `divisor`, then up
-    by one `divisor` if rounding lost more than 10%."""
-    if not math.isfinite(filters * width) or width <= 0 or divisor < 1:
-        raise ValueError(f"width must be finite and > 0 and divisor >= 1, got {width}, {divisor}")
-    scaled = filters * width
-    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * scaled:
-        rounded += divisor
-    return int(rounded)
 
 
 def scale_arch(arch: ArchSpec, width: float, *, scale_head: bool = True) -> ArchSpec:

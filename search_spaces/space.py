@@ -222,6 +222,9 @@ class MnasNetSpace:
                 if not hits:
                     raise ValueError(f"block {i + 1}: {name} of {block} is not a choice of this space")
                 actions.append(hits[0])
+            if block.act != "relu":
+                raise ValueError(f"block {i + 1}: activation {block.act!r} is not a choice of "
+                                 "this space (it builds ReLU layers)")
             if block.stride != base.stride:
                 raise ValueError(f"block {i + 1}: stride {block.stride} differs from the space's "
                                  f"{base.stride}")

@@ -5,6 +5,7 @@ and in->out widths, the others running out->out at stride 1 (the official model 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Iterator
 
@@ -17,8 +18,9 @@ SKIPS = ("identity", "pool", "none")
 #: Activations a layer (and the stem/head) can use: MnasNet's ReLU and EfficientNet's swish
 #: (x * sigmoid(x), PyTorch's SiLU). The builder maps each name to modules; the block-string codec
 #: writes a non-default one as a flag token of the same name (`_swish`).
-#: `hswish` (h-swish, MobileNetV3 and the OFA space's later stages) is written `_hs`.
-ACTIVATIONS = ("relu", "swish", "hswish")
+#: `hswish` (h-swish, MobileNetV3 and the OFA space's later stages) is written `_hs`; `relu6`
+#: (min(max(x, 0), 6), the published MobileNetV2's, timm's and torchvision's) `_relu6`.
+ACTIVATIONS = ("relu", "swish", "hswish", "relu6")
 
 
 def out_size(size: int, stride: int) -> int:
@@ -185,4 +187,16 @@ class ArchSpec:
         return replace(self, **changes)
 
 
-__all__ = ["ACTIVATIONS", "OPS", "SKIPS", "BlockSpec", "LayerSpec", "ArchSpec"]
+def round_filters(filters: float, width: float = 1.0, divisor: int = 8) -> int:
+    """Scale a width and round it as the official code does: to a multiple of `divisor`, then up
+    by one `divisor` if rounding lost more than 10%."""
+    if not math.isfinite(filters * width) or width <= 0 or divisor < 1:
+        raise ValueError(f"width must be finite and > 0 and divisor >= 1, got {width}, {divisor}")
+    scaled = filters * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * scaled:
+        rounded += divisor
+    return int(rounded)
+
+
+__all__ = ["round_filters", "ACTIVATIONS", "OPS", "SKIPS", "BlockSpec", "LayerSpec", "ArchSpec"]

@@ -15,8 +15,9 @@ def _table_rows(arch: ArchSpec, input_size: int) -> list[tuple[str, ...]]:
     from search_spaces.specs import out_size
 
     res = out_size(input_size, arch.stem_stride)
+    edge = "" if arch.activation == "relu" else f"+{arch.activation}"  # stem's and head's
     rows = [("block", "op", "k", "s", "e", "se", "skip", "r", "in", "out", "out res"),
-            ("stem", "conv", "3", str(arch.stem_stride), "-", "-", "-", "1", "3",
+            ("stem", "conv" + edge, "3", str(arch.stem_stride), "-", "-", "-", "1", "3",
              str(arch.stem_filters), f"{res}x{res}")]
     for i, b in enumerate(arch.blocks):
         res = out_size(res, b.stride)  # only a block's first layer strides
@@ -24,7 +25,7 @@ def _table_rows(arch: ArchSpec, input_size: int) -> list[tuple[str, ...]]:
         rows.append((str(i + 1), op, str(b.kernel), str(b.stride), str(b.expansion),
                      f"{b.se_ratio:g}", b.skip, str(b.repeats), str(b.in_filters),
                      str(b.out_filters), f"{res}x{res}"))
-    rows.append(("head", "conv1x1", "1", "1", "-", "-", "-", "1", str(arch.blocks[-1].out_filters),
+    rows.append(("head", "conv1x1" + edge, "1", "1", "-", "-", "-", "1", str(arch.blocks[-1].out_filters),
                  str(arch.head_filters), "1x1"))
     return rows
 

@@ -77,7 +77,7 @@ def _print_text(entries: list[dict[str, Any]], how: str, fmt: str) -> None:
 
 
 def _write_onnx(chosen: list[Candidate], config: ExperimentConfig, out: Path,
-                in_channels: int) -> list[Path]:
+                in_channels: int, dynamic_batch: bool = True) -> list[Path]:
     from mnas.architectures import to_arch
     from search_spaces.builder import build_model
     from search_spaces.onnx_export import export_onnx
@@ -88,7 +88,8 @@ def _write_onnx(chosen: list[Candidate], config: ExperimentConfig, out: Path,
         model = build_model(to_arch(c, space), num_classes=space.num_classes,
                             in_channels=in_channels)
         paths.append(export_onnx(model, out / f"rank{i:02d}_child{c.index}.onnx",
-                                 space.input_size, in_channels=in_channels))
+                                 space.input_size, in_channels=in_channels,
+                                 dynamic_batch=dynamic_batch))
     return paths
 
 
@@ -118,6 +119,10 @@ def _run(args: argparse.Namespace) -> int:
     chosen, how = select(history, config, args)
     fmt = "tf" if args.format == "json" else args.format
     entries = [export_entry(c, config.space, fmt) for c in chosen]
+    tokens = {t for e in entries for b in e.get("blocks", ()) for t in b.split("_")}
+    if args.format == "tf" and tokens & {"conv", "poolskip"}:
+        print("mnas export: note: 'conv' and 'poolskip' are mnas tokens: TF's MnasNet decoder "
+              "ignores them (use --format json to keep everything mnas needs)", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(entries, indent=2))
     else:
@@ -126,7 +131,8 @@ def _run(args: argparse.Namespace) -> int:
         print("mnas export: no successfully trained child to export yet", file=sys.stderr)
     if args.onnx and chosen:
         channels = args.in_channels or _CHANNELS.get(config.child_training.data.name, 3)
-        for path in _write_onnx(chosen, config, Path(args.onnx), channels):
+        for path in _write_onnx(chosen, config, Path(args.onnx), channels,
+                                not args.static_batch):
             print(f"wrote {path}", file=sys.stderr)
     return 0
 
@@ -142,7 +148,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("tf", "timm", "json"), default="tf",
                    help="tf: official MnasNet block strings (default); timm; json: objects "
                    "that `mnas describe`/`mnas train` read back")
-    p.add_argument("--onnx", metavar="DIR", help="also write one ONNX model per architecture")
+    p.add_argument("--onnx", metavar="DIR", help="also write one ONNX model per architecture "
+                   "(input 'input' float32 [batch, C, H, W], any batch; output 'output' "
+                   "[batch, classes] logits)")
+    p.add_argument("--static-batch", action="store_true",
+                   help="ONNX with a fixed batch of 1 instead of a dynamic batch axis")
     p.add_argument("--in-channels", type=int, default=None, metavar="C",
                    help="ONNX input channels (default: from the data set, else 3)")
     p.add_argument("--target-ms", type=float, default=None, metavar="T",

@@ -97,3 +97,16 @@ def test_bigger_graph_takes_longer(fast_profiler: Any) -> None:
                   for r in (8, 32))
     assert small.ms > 0 and big.ms > 3 * small.ms
     assert len(big.rounds_ms) == fast_profiler.config.rounds
+
+
+def test_profiled_graphs_keep_batch_one() -> None:
+    """The table times batch-1 graphs (deployment exports get a dynamic batch axis instead)."""
+    import onnx
+
+    from latency.build import arch_onnx
+    from search_spaces import reference_arch
+    from search_spaces.space import MnasNetSpace
+
+    model = onnx.load_from_string(arch_onnx(MnasNetSpace(input_size=32), reference_arch("mnasnet_a1")))
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, 32, 32]

@@ -8,6 +8,7 @@ import pytest
 
 from search_spaces import (ArchSpec, BlockSpec, decode_arch, decode_block, encode_arch,
                            encode_block, reference_arch)
+from search_spaces.blockstrings import encode_timm_block
 from search_spaces.reference import REFERENCE_STRINGS
 
 # Copied by hand from the reference doc (official mnasnet_models.py), not from our module.
@@ -60,9 +61,9 @@ def test_timm_form_round_trips() -> None:
 
 
 def test_timm_regular_conv_uses_cn_prefix() -> None:
-    arch = decode_arch(["cn_r1_k3_s1_c16_poolskip", "ir_r2_k5_s2_e3_c24_se0.25"], format="timm")
-    assert arch.blocks[0] == BlockSpec("conv", 1, 3, 1, 1, 32, 16, 0.0, "pool")
-    assert encode_arch(arch, format="timm") == ["cn_r1_k3_s1_c16_poolskip",
+    arch = decode_arch(["cn_r1_k3_s1_c16", "ir_r2_k5_s2_e3_c24_se0.25"], format="timm")
+    assert arch.blocks[0] == BlockSpec("conv", 1, 3, 1, 1, 32, 16, 0.0, "none")
+    assert encode_arch(arch, format="timm") == ["cn_r1_k3_s1_c16",
                                                 "ir_r2_k5_s2_e3_c24_se0.25"]
     assert decode_arch(encode_arch(arch), format="tf") == arch
 
@@ -84,8 +85,10 @@ def test_stem_width_defaults_to_first_block_input() -> None:
     arch = decode_arch(["r1_k3_s11_e1_i24_o16", "r1_k3_s22_e6_i16_o24"])
     assert arch.stem_filters == 24
     assert decode_arch(["r1_k3_s11_e1_i24_o16"], stem_filters=24, stem_stride=1).stem_stride == 1
-    with pytest.raises(ValueError, match="block 1 takes 24 input filters"):
-        decode_arch(["r1_k3_s11_e1_i24_o16"], stem_filters=32)
+    # TF's code sizes nothing of an e1 block without SE from `i`: the stem's width wins
+    assert decode_arch(["r1_k3_s11_e1_i24_o16"], stem_filters=32).blocks[0].in_filters == 32
+    with pytest.raises(ValueError, match="stem gives 32 filters but the block says i24"):
+        decode_arch(["r1_k3_s11_e6_i24_o16"], stem_filters=32)
 
 
 def test_specs_are_frozen() -> None:
@@ -200,3 +203,116 @@ def test_arch_spec_validation(changes: dict, message: str) -> None:
     fields.update(changes)
     with pytest.raises(ValueError, match=message):
         ArchSpec(**fields)
+
+
+# --- timm and TF interoperability: the rules timm's decoder and builder apply (no timm needed) ---
+# TF's mnasnet_small (mnasnet_models.py): its code builds a stem of 8 before these strings.
+TF_MNASNET_SMALL = ["r1_k3_s11_e1_i16_o8", "r1_k3_s22_e3_i8_o16", "r2_k3_s22_e6_i16_o16",
+                    "r4_k5_s22_e6_i16_o32_se0.25", "r3_k3_s11_e6_i32_o32_se0.25",
+                    "r3_k5_s22_e6_i32_o88_se0.25", "r1_k3_s11_e6_i88_o144"]
+
+
+def test_timm_cn_has_a_residual_only_with_skip() -> None:
+    bare, skip, noskip = (decode_arch([f"cn_r2_k3_s1_c32{t}"], format="timm").blocks[0]
+                          for t in ("", "_skip", "_noskip"))
+    assert bare.skip == "none" and noskip.skip == "none" and skip.skip == "identity"
+    block = decode_block("r3_k3_s11_e1_i80_o72_conv")  # the issue's example: identity skip
+    assert encode_arch(ArchSpec((block,), stem_filters=80), format="timm") == \
+        ["cn_r3_k3_s1_c72_skip"]
+    assert encode_arch(ArchSpec((block.with_(skip="none"),), stem_filters=80),
+                       format="timm") == ["cn_r3_k3_s1_c72"]
+
+
+def test_timm_skip_token_on_ir_and_ds_is_the_default_residual() -> None:
+    plain = decode_arch(["ir_r2_k3_s1_e6_c32"], format="timm")
+    assert decode_arch(["ir_r2_k3_s1_e6_c32_skip"], format="timm") == plain
+
+
+@pytest.mark.parametrize("strings, token, why", [
+    (["ir_r1_k3_s1_e1_c16"], "e1", "1x1 expansion conv"),
+    (["cn_r1_k3_s1_c32_se0.25"], "se0.25", "ignores se on cn_"),
+    (["ir_r1_k3_s1_e6_c32_poolskip"], "poolskip", "ignores 'poolskip'"),
+    (["cn_r1_k3_s1_c32_skip_noskip"], "skip", "exclude each other"),
+])
+def test_timm_strings_timm_builds_differently_are_refused(strings: list[str], token: str,
+                                                          why: str) -> None:
+    with pytest.raises(ValueError, match=why) as info:
+        decode_arch(strings, format="timm")
+    assert f"token {token!r}" in str(info.value) and repr(strings[0]) in str(info.value)
+
+
+@pytest.mark.parametrize("block, why", [
+    (BlockSpec("conv", 1, 3, 1, 1, 32, 32, 0.25, "identity"), "ignores se on cn_"),
+    (BlockSpec("ir", 2, 3, 2, 6, 32, 24, 0.0, "pool"), "no pooling skip"),
+    (BlockSpec("ir", 1, 3, 1, 6, 32, 20, 0.0, "identity"), "rounds output width 20 to 24"),
+    (BlockSpec("ir", 1, 3, 1, 3, 12, 16, 0.0, "identity"), "expanded width 12x3=36"),
+    (BlockSpec("ds", 1, 3, 1, 1, 24, 24, 0.0625, "identity"), "SE squeezes 24x0.0625 to 2"),
+])
+def test_timm_encoding_refuses_blocks_timm_cannot_express(block: BlockSpec, why: str) -> None:
+    with pytest.raises(ValueError, match=why) as info:
+        encode_timm_block(block)
+    assert str(info.value).startswith(f"block {encode_block(block)!r}:")
+    assert len(str(info.value).splitlines()) == 1
+    if block.in_filters % 8 == 0:  # the whole list too
+        with pytest.raises(ValueError, match=why):
+            encode_arch(ArchSpec((block,), stem_filters=block.in_filters), format="timm")
+
+
+def test_timm_pool_skip_without_shape_change_is_written_as_identity() -> None:
+    block = BlockSpec("ir", 3, 3, 1, 6, 32, 32, 0.25, "pool")  # pooling skip = identity here
+    arch = ArchSpec((block,), stem_filters=32)
+    assert encode_arch(arch, format="timm") == ["ir_r3_k3_s1_e6_c32_se0.25"]
+    assert decode_arch(encode_arch(arch, format="timm"), format="timm").blocks[0] == \
+        block.with_(skip="identity")
+
+
+def test_timm_stem_must_be_a_width_timm_keeps() -> None:
+    with pytest.raises(ValueError, match="stem_filters 12"):
+        decode_arch(["ir_r1_k3_s1_e6_c16"], format="timm", stem_filters=12)
+
+
+def test_tf_mnasnet_small_with_stem_8_is_tfs_network() -> None:
+    from search_spaces import build_model, count_params
+    arch = decode_arch(TF_MNASNET_SMALL, stem_filters=8)
+    assert arch.blocks[0] == BlockSpec("ds", 1, 3, 1, 1, 8, 8, 0.0, "none")  # TF: i16 != o8
+    assert count_params(build_model(arch)) == 2_030_264  # TF's own count for mnasnet_small
+    assert encode_arch(arch)[0] == "r1_k3_s11_e1_i8_o8_noskip"
+    assert decode_arch(encode_arch(arch)) == arch
+    assert count_params(build_model(decode_arch(TF_MNASNET_SMALL))) == 2_030_648  # stem 16
+
+
+def test_tf_stem_mismatch_that_tf_would_size_from_i_is_refused() -> None:
+    with pytest.raises(ValueError, match="expansion or SE"):
+        decode_arch(["r1_k3_s11_e6_i16_o8"], stem_filters=8)
+
+
+# timm's mobilenetv2_100 arch_def (timm/models/efficientnet.py, _gen_mobilenet_v2; act relu6).
+TIMM_MOBILENET_V2 = ["ds_r1_k3_s1_c16", "ir_r2_k3_s2_e6_c24", "ir_r3_k3_s2_e6_c32",
+                     "ir_r4_k3_s2_e6_c64", "ir_r3_k3_s1_e6_c96", "ir_r3_k3_s2_e6_c160",
+                     "ir_r1_k3_s1_e6_c320"]
+
+
+def test_relu6_tokens_round_trip_in_both_formats() -> None:
+    block = decode_block("r2_k3_s22_e6_i16_o24_relu6")
+    assert block.act == "relu6" and encode_block(block) == "r2_k3_s22_e6_i16_o24_relu6"
+    assert decode_block("relu6_r2_k3_s22_e6_i16_o24") == block  # order does not matter
+    arch = decode_arch(["ir_r2_k3_s2_e6_c24_nr6"], format="timm")
+    assert arch.blocks[0].act == "relu6" and arch.activation == "relu6"
+    assert encode_arch(arch, format="timm") == ["ir_r2_k3_s2_e6_c24_nr6"]
+    with pytest.raises(ValueError, match="one activation token"):
+        decode_block("r2_k3_s22_e6_i16_o24_relu6_swish")
+    with pytest.raises(ValueError, match="token 'relu7'"):
+        decode_block("r2_k3_s22_e6_i16_o24_relu7")
+
+
+def test_mobilenet_v2_reads_as_timms_network_with_relu6() -> None:
+    """timm's own strings with its network-wide ReLU6 (its `act_layer`, which our strings write
+    per block as ``nr6``) give the reference; mnas writes them back with the activation."""
+    arch = reference_arch("mobilenet_v2")
+    assert arch.activation == "relu6" and {b.act for b in arch.blocks} == {"relu6"}
+    assert decode_arch(TIMM_MOBILENET_V2, format="timm", activation="relu6").blocks == \
+        tuple(b.with_(act="relu") for b in arch.blocks)  # no per-block token: ReLU blocks
+    written = encode_arch(arch, format="timm")
+    assert written == [s.replace("ds_r1_k3_s1_c16", "ds_r1_k3_s1_e1_c16") + "_nr6"
+                       for s in TIMM_MOBILENET_V2]
+    assert decode_arch(written, format="timm") == arch

@@ -6,10 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from search_spaces import (BlockSpec, MnasNetSpace, build_model, decode_arch, layer_resolutions,
+from search_spaces import (ArchSpec, BlockSpec, MnasNetSpace, build_model, decode_arch, layer_resolutions,
                            parse_op, reference_arch)
 
 SPACE = MnasNetSpace()
+
+
+def _mobilenet_v2_relu() -> ArchSpec:
+    """MobileNetV2's blocks with the space's ReLU instead of its published ReLU6."""
+    arch = reference_arch("mobilenet_v2")
+    return arch.with_(blocks=tuple(b.with_(act="relu") for b in arch.blocks), activation="relu")
 
 
 def test_size_is_432_per_block_to_the_seventh() -> None:
@@ -41,10 +47,13 @@ def test_decode_applies_base_network_and_choices() -> None:
 
 
 def test_mobilenet_v2_is_in_the_space() -> None:
-    """Choices mbconv6/dconv, k3, no SE, identity, x1.0, +0 layers give MobileNetV2 1.0."""
+    """Choices mbconv6/dconv, k3, no SE, identity, x1.0, +0 layers give MobileNetV2 1.0's
+    blocks (with the space's ReLU: the published network's ReLU6 is not a choice)."""
     per_block = [[1, 0, 0, 1, 1, 1]] + [[3, 0, 0, 1, 1, 1]] * 6
     arch = SPACE.decode([a for block in per_block for a in block])
-    assert arch == reference_arch("mobilenet_v2")
+    assert arch == _mobilenet_v2_relu()
+    with pytest.raises(ValueError, match="block 1: activation 'relu6' is not a choice"):
+        SPACE.encode(reference_arch("mobilenet_v2"))
     encoded = SPACE.encode(arch)
     # encode picks the first matching choice, and some choices alias: x0.75 rounds 16 -> 16 in
     # block 1 and 18 -> 24 in block 2 (16 < 0.9 * 18), and -1 layer clamps to 1 in blocks 1 and 7.
@@ -79,11 +88,12 @@ def test_encode_rejects_architectures_outside_the_space() -> None:
     with pytest.raises(ValueError, match="blocks"):
         SPACE.encode(decode_arch(["r1_k3_s11_e1_i32_o16"]))
     with pytest.raises(ValueError, match="kernel"):
-        SPACE.encode(reference_arch("mobilenet_v2").with_(blocks=(
-            reference_arch("mobilenet_v2").blocks[0].with_(kernel=7),
-            *reference_arch("mobilenet_v2").blocks[1:])))
+        SPACE.encode(_mobilenet_v2_relu().with_(blocks=(
+            _mobilenet_v2_relu().blocks[0].with_(kernel=7), *_mobilenet_v2_relu().blocks[1:])))
     with pytest.raises(ValueError, match="stem or head"):
-        SPACE.encode(reference_arch("mobilenet_v2").with_(head_filters=1024))
+        SPACE.encode(_mobilenet_v2_relu().with_(head_filters=1024))
+    with pytest.raises(ValueError, match="stem or head"):  # ReLU blocks, ReLU6 stem and head
+        SPACE.encode(_mobilenet_v2_relu().with_(activation="relu6"))
 
 
 def test_decode_rejects_bad_actions() -> None:

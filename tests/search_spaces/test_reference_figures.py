@@ -92,3 +92,12 @@ def test_reference_names_and_stem_stride() -> None:
     assert reference_names() == ["efficientnet_b0", "mnasnet_a1", "mnasnet_b1", "mobilenet_v2"]
     arch = reference_arch("mnasnet_a1", stem_stride=1)
     assert arch.stem_stride == 1 and arch.total_stride == 16
+
+
+def test_mobilenet_v2_uses_its_published_relu6_and_mnasnet_relu() -> None:
+    from torch import nn
+    mv2 = build_model(reference_arch("mobilenet_v2", 0.5))
+    acts = {type(m) for m in mv2.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))}
+    assert acts == {nn.ReLU6}  # as published (and in timm, torchvision)
+    a1 = build_model(reference_arch("mnasnet_a1"))
+    assert {type(m) for m in a1.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))} == {nn.ReLU}

@@ -63,15 +63,16 @@ def test_describe_published_b1_and_width(capsys: pytest.CaptureFixture[str]) -> 
     assert "4,383,312 parameters, 314.4M multiply-adds" in capsys.readouterr().out
     assert main(["describe", "mobilenet_v2@0.35"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[1].split() == ["stem", "conv", "3", "2", "-", "-", "-", "1", "3", "16",
-                                           "112x112"]
+    lines = out.splitlines()  # MobileNetV2's published ReLU6 on every layer, stem and head
+    assert lines[1].split() == ["stem", "conv+relu6", "3", "2", "-", "-", "-", "1", "3", "16",
+                                "112x112"]
+    assert lines[2].split()[1] == "ds+relu6" and lines[9].split()[1] == "conv1x1+relu6"
     assert "1,677,128 parameters, 59.3M multiply-adds" in out
 
 
 @pytest.mark.parametrize("argv", [
     ["r1_k3_s11_e1_i32_o16_noskip", "r2_k3_s22_e6_i16_o24_poolskip"],          # separate args
     ["r1_k3_s11_e1_i32_o16_noskip,r2_k3_s22_e6_i16_o24_poolskip"],             # comma-separated
-    ["ds_r1_k3_s1_e1_c16_noskip ir_r2_k3_s2_e6_c24_poolskip"],                 # timm form
 ])
 def test_describe_block_strings(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["describe", *argv, "--input-size", "64"]) == 0
@@ -79,6 +80,18 @@ def test_describe_block_strings(argv: list[str], capsys: pytest.CaptureFixture[s
     assert out[2].split() == ["1", "ds", "3", "1", "1", "0", "none", "1", "32", "16", "32x32"]
     assert out[3].split() == ["2", "ir", "3", "2", "6", "0", "pool", "2", "16", "24", "16x16"]
     assert out[-1].startswith("input 64x64, 1000 classes: ")
+
+
+def test_describe_timm_strings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["describe", "ds_r1_k3_s1_e1_c16_noskip ir_r2_k3_s2_e6_c24 cn_r2_k3_s1_c24",
+                 "--input-size", "64"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[3].split() == ["2", "ir", "3", "2", "6", "0", "identity", "2", "16", "24", "16x16"]
+    assert out[4].split()[6] == "none"  # timm's cn_ has a residual only with _skip
+    assert main(["describe", "ds_r1_k3_s1_e1_c16_noskip ir_r2_k3_s2_e6_c24_poolskip"]) == 2
+    err = capsys.readouterr().err
+    assert "'ir_r2_k3_s2_e6_c24_poolskip'" in err and "timm ignores 'poolskip'" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_describe_regular_conv_tokens(capsys: pytest.CaptureFixture[str]) -> None:

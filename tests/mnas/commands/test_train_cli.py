@@ -55,6 +55,13 @@ def test_train_writes_result_onnx_checkpoint_tb(config: str, tmp_path: Path,
     assert "val accuracy" in capsys.readouterr().out
     import onnx
     onnx.checker.check_model(str(out / "model.onnx"))
+    import numpy as np
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    inp = session.get_inputs()[0]
+    assert inp.name == "input" and inp.shape[0] == "batch"  # deployable: any batch size
+    x = np.zeros([4] + list(inp.shape[1:]), dtype=np.float32)
+    assert session.run(None, {"input": x})[0].shape[0] == 4
 
 
 def test_resume_equals_uninterrupted(config: str, tmp_path: Path) -> None:

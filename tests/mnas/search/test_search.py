@@ -369,3 +369,21 @@ def test_signal_stops_cleanly_and_resumes(tmp_path, signum, code):
     assert resumed.returncode == 0, resumed.stderr
     after = load_history(run_dir / "history.jsonl")
     assert len(after) == 40 and after[:len(before)] == before
+
+
+def test_reference_markers_price_mobilenet_v2s_relu_twin_when_relu6_is_not_in_the_table():
+    from types import SimpleNamespace
+
+    from mnas.search.runner import reference_latencies
+
+    class ReluTable:  # a table of the (ReLU) space: no ReLU6 layer in it
+        def predict(self, arch):
+            if any(b.act != "relu" for b in arch.blocks):
+                raise KeyError("no such layer in the table")
+            return fake_latency(arch)
+
+    config = SimpleNamespace(space=MnasNetSpace())
+    marks = dict(reference_latencies(ReluTable(), config))
+    assert set(marks) == {"mnasnet_a1", "mnasnet_b1", "mobilenet_v2 (relu)"}
+    priced_all = dict(reference_latencies(SimpleNamespace(predict=fake_latency), config))
+    assert set(priced_all) == {"mnasnet_a1", "mnasnet_b1", "mobilenet_v2"}
