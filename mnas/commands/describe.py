@@ -25,8 +25,8 @@ def _table_rows(arch: ArchSpec, input_size: int) -> list[tuple[str, ...]]:
         rows.append((str(i + 1), op, str(b.kernel), str(b.stride), str(b.expansion),
                      f"{b.se_ratio:g}", b.skip, str(b.repeats), str(b.in_filters),
                      str(b.out_filters), f"{res}x{res}"))
-    rows.append(("head", "conv1x1" + edge, "1", "1", "-", "-", "-", "1", str(arch.blocks[-1].out_filters),
-                 str(arch.head_filters), "1x1"))
+    rows.append(("head", "conv1x1" + edge, "1", "1", "-", "-", "-", "1",
+                 str(arch.blocks[-1].out_filters), str(arch.head_filters), "1x1"))
     return rows
 
 

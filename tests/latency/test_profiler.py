@@ -107,6 +107,7 @@ def test_profiled_graphs_keep_batch_one() -> None:
     from search_spaces import reference_arch
     from search_spaces.space import MnasNetSpace
 
-    model = onnx.load_from_string(arch_onnx(MnasNetSpace(input_size=32), reference_arch("mnasnet_a1")))
+    model = onnx.load_from_string(arch_onnx(MnasNetSpace(input_size=32),
+                                            reference_arch("mnasnet_a1")))
     dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, 3, 32, 32]

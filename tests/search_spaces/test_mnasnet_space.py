@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from search_spaces import (ArchSpec, BlockSpec, MnasNetSpace, build_model, decode_arch, layer_resolutions,
-                           parse_op, reference_arch)
+from search_spaces import (ArchSpec, BlockSpec, MnasNetSpace, build_model, decode_arch,
+                           layer_resolutions, parse_op, reference_arch)
 
 SPACE = MnasNetSpace()
 

@@ -12,7 +12,7 @@ from mnas.architectures import resolve_arch, to_arch
 from mnas.config.schema import config_from_dict, save_config
 from mnas.search.ranking import Candidate, pareto_front, rank, read_history, rescore, unique
 from mnas.reward import mnas_reward
-from search_spaces.blockstrings import decode_arch, encode_arch
+from search_spaces.blockstrings import encode_arch
 
 SPACE = {"input_size": 16, "num_classes": 10, "stem_filters": 8, "stem_stride": 1,
          "head_filters": 32, "dropout": 0.1, "width_divisor": 4,
