@@ -108,17 +108,20 @@ def _skip(text: str, tokens: dict[str, tuple[str, str]]) -> str:
     return _FLAGS_SKIP[flags[0]] if flags else "identity"
 
 
-def _act(text: str, tokens: dict[str, tuple[str, str]], column: int) -> str:
-    """The activation named by a flag token (column 0: tf names, 1: timm's), ReLU without one."""
+def _act(text: str, tokens: dict[str, tuple[str, str]], column: int,
+         default: str = "relu") -> str:
+    """The activation named by a flag token (column 0: tf names, 1: timm's), `default` without
+    one."""
     found = [act for act, names in ACT_TOKENS.items() if _flag(text, tokens, names[column])]
     if len(found) > 1:
         raise _fail(text, tokens[ACT_TOKENS[found[1]][column]][1],
                     "a block takes one activation token")
-    return found[0] if found else "relu"
+    return found[0] if found else default
 
 
-def _act_text(act: str, column: int) -> str:
-    return "" if act == "relu" else "_" + ACT_TOKENS[act][column]
+def _act_text(act: str, column: int, default: str = "relu") -> str:
+    """The block's activation token; none for ReLU where the network's default is ReLU too."""
+    return "" if act == "relu" == default else "_" + ACT_TOKENS[act][column]
 
 
 def _block(text: str, **fields: object) -> BlockSpec:
@@ -218,9 +221,10 @@ def _timm_refuse(text: str, block: BlockSpec) -> BlockSpec:
     return block
 
 
-def decode_timm_block(text: str, in_filters: int) -> BlockSpec:
+def decode_timm_block(text: str, in_filters: int, activation: str = "relu") -> BlockSpec:
     """Parse a timm-style block string as timm builds it; `in_filters` comes from the previous
-    block. ``cn_`` has a residual only with ``_skip``; ``ir_``/``ds_`` unless ``_noskip``."""
+    block, the activation from an ``n`` token or else the network's (timm's `act_layer`).
+    ``cn_`` has a residual only with ``_skip``; ``ir_``/``ds_`` unless ``_noskip``."""
     head, _, rest = text.partition("_") if isinstance(text, str) else ("", "", "")
     if head not in _TIMM_OPS:
         raise ValueError(f"block string {text!r}: token {head!r}: expected op prefix ir_, ds_ or cn_")
@@ -253,12 +257,14 @@ def decode_timm_block(text: str, in_filters: int) -> BlockSpec:
         text, op=op, repeats=_int(text, tokens, "r"), kernel=kernel, stride=int(stride_value),
         expansion=expansion, in_filters=in_filters, out_filters=_int(text, tokens, "c"),
         se_ratio=_se(text, tokens), skip="identity" if residual else "none",
-        act=_act(text, tokens, 1)))
+        act=_act(text, tokens, 1, activation)))
 
 
-def encode_timm_block(block: BlockSpec) -> str:
+def encode_timm_block(block: BlockSpec, activation: str = "relu") -> str:
     """The timm string timm builds into the same layers; ValueError naming the block when
-    there is none (`timm_problem`). A pooling skip that changes no shape is an identity."""
+    there is none (`timm_problem`). A pooling skip that changes no shape is an identity. A
+    block without an ``n`` token takes the network's `activation` in timm, so every block but a
+    ReLU one in a ReLU network names its own."""
     why = timm_problem(block)
     if why:
         raise ValueError(f"block {encode_block(block)!r}: {why}, so no timm string builds it")
@@ -270,7 +276,7 @@ def encode_timm_block(block: BlockSpec) -> str:
         text += "" if block.skip == "none" else "_skip"
     else:
         text += "_noskip" if block.skip == "none" else ""
-    return text + _act_text(block.act, 1)
+    return text + _act_text(block.act, 1, activation)
 
 
 def _arch(blocks: list[BlockSpec], strings: Sequence[str], **kwargs: object) -> ArchSpec:
@@ -292,7 +298,8 @@ def decode_arch(strings: Sequence[str], *, format: str = "tf", stem_filters: int
                 activation: str | None = None) -> ArchSpec:
     """Block strings -> ArchSpec. The stem width defaults to the first block's input filters
     (tf) or 32 (timm, whose strings carry no input widths); the stem and head activation to the
-    one every block uses (EfficientNet's swish), else ReLU."""
+    one every block uses (EfficientNet's swish), else ReLU. A timm block without an activation
+    token takes `activation` as timm's `act_layer` does (tf blocks: ReLU)."""
     _check_list(strings)
     extra = dict(stem_stride=stem_stride, head_filters=head_filters, dropout=dropout)
     if format == "tf":
@@ -307,7 +314,7 @@ def decode_arch(strings: Sequence[str], *, format: str = "tf", stem_filters: int
                              f"builder rounds the stem to {round_filters(width)} (multiples of 8)")
         blocks = []
         for text in strings:
-            blocks.append(decode_timm_block(text, width))
+            blocks.append(decode_timm_block(text, width, activation or "relu"))
             width = blocks[-1].out_filters
         stem = 32 if stem_filters is None else stem_filters
     else:
@@ -344,5 +351,5 @@ def encode_arch(arch: ArchSpec, *, format: str = "tf") -> list[str]:
         if round_filters(arch.stem_filters) != arch.stem_filters:
             raise ValueError(f"stem_filters {arch.stem_filters}: timm's builder rounds the stem "
                              f"to {round_filters(arch.stem_filters)}, so no timm model has it")
-        return [encode_timm_block(b) for b in arch.blocks]
+        return [encode_timm_block(b, arch.activation) for b in arch.blocks]
     raise ValueError(f"unknown block-string format {format!r} (expected 'tf' or 'timm')")

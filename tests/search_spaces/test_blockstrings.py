@@ -306,13 +306,26 @@ def test_relu6_tokens_round_trip_in_both_formats() -> None:
 
 
 def test_mobilenet_v2_reads_as_timms_network_with_relu6() -> None:
-    """timm's own strings with its network-wide ReLU6 (its `act_layer`, which our strings write
-    per block as ``nr6``) give the reference; mnas writes them back with the activation."""
+    """timm's own strings with its network-wide ReLU6 (`act_layer`, which blocks without an
+    ``n`` token take) give the reference; mnas writes each block's ``nr6``."""
     arch = reference_arch("mobilenet_v2")
     assert arch.activation == "relu6" and {b.act for b in arch.blocks} == {"relu6"}
-    assert decode_arch(TIMM_MOBILENET_V2, format="timm", activation="relu6").blocks == \
-        tuple(b.with_(act="relu") for b in arch.blocks)  # no per-block token: ReLU blocks
+    assert decode_arch(TIMM_MOBILENET_V2, format="timm", activation="relu6") == arch
+    assert {b.act for b in decode_arch(TIMM_MOBILENET_V2, format="timm").blocks} == {"relu"}
     written = encode_arch(arch, format="timm")
     assert written == [s.replace("ds_r1_k3_s1_c16", "ds_r1_k3_s1_e1_c16") + "_nr6"
                        for s in TIMM_MOBILENET_V2]
     assert decode_arch(written, format="timm") == arch
+
+
+def test_timm_relu_blocks_in_a_network_of_another_activation_say_so() -> None:
+    """timm gives a block without an ``n`` token the network's activation: a ReLU block in a
+    swish network is written ``_nre``, and read back as ReLU."""
+    arch = decode_arch(["ir_r1_k3_s1_e6_c32_nsw", "ir_r1_k3_s1_e6_c32"], format="timm",
+                       activation="swish")
+    assert [b.act for b in arch.blocks] == ["swish", "swish"]  # the second from act_layer
+    mixed = arch.with_(blocks=(arch.blocks[0], arch.blocks[1].with_(act="relu")))
+    text = encode_arch(mixed, format="timm")
+    assert text == ["ir_r1_k3_s1_e6_c32_nsw", "ir_r1_k3_s1_e6_c32_nre"]
+    assert decode_arch(text, format="timm", activation="swish") == mixed
+    assert encode_arch(mixed.with_(activation="relu"), format="timm")[1] == "ir_r1_k3_s1_e6_c32"

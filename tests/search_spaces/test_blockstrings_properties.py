@@ -198,6 +198,13 @@ def test_valid_arch_round_trips_in_both_formats(arch: ArchSpec) -> None:
 
 
 @FAST
-@given(archs(widths=st.integers(1, 80).map(lambda w: 8 * w)))
-def test_timm_expressible_archs_round_trip(arch: ArchSpec) -> None:
+@given(archs(widths=st.integers(1, 80).map(lambda w: 8 * w)), st.sampled_from(ACTIVATIONS))
+def test_timm_expressible_archs_round_trip(arch: ArchSpec, act_layer: str) -> None:
     _check_timm(arch)
+    # Built by timm with any `act_layer` (the stem's and head's), every block keeps its own.
+    arch = arch.with_(activation=act_layer)
+    if all(timm_problem(b) is None for b in arch.blocks):
+        text = encode_arch(arch, format="timm")
+        assert decode_arch(text, format="timm", activation=act_layer,
+                           stem_filters=arch.stem_filters,
+                           stem_stride=arch.stem_stride) == timm_view(arch)
