@@ -31,7 +31,7 @@ _FLAGS_SKIP = {"noskip": "none", "poolskip": "pool"}
 _TIMM_OPS = {"ir": "ir", "ds": "ds", "cn": "conv"}
 _TIMM_NAMES = {v: k for k, v in _TIMM_OPS.items()}
 #: The one table of activation tokens: activation -> (tf flag, timm token). ReLU is the default
-#: and is never written.
+#: and is written only in timm form, on a ReLU block of a network whose `act_layer` is not ReLU.
 ACT_TOKENS = {"relu": ("relu", "nre"), "swish": ("swish", "nsw"), "hswish": ("hs", "nhs"),
               "relu6": ("relu6", "nr6")}
 assert set(ACT_TOKENS) == set(ACTIVATIONS), "every activation needs its tokens"
