@@ -12,7 +12,7 @@ from mnas.architectures import resolve_arch, to_arch
 from mnas.config.schema import config_from_dict, save_config
 from mnas.search.ranking import Candidate, pareto_front, rank, read_history, rescore, unique
 from mnas.reward import mnas_reward
-from search_spaces.blockstrings import encode_arch
+from search_spaces.blockstrings import decode_arch, encode_arch
 
 SPACE = {"input_size": 16, "num_classes": 10, "stem_filters": 8, "stem_stride": 1,
          "head_filters": 32, "dropout": 0.1, "width_divisor": 4,
@@ -200,6 +200,27 @@ def test_cli_timm_format_refuses_what_timm_builds_differently(run_dir, capsys):
     assert err[-1] == ("mnas export: error: block 'r2_k3_s11_e1_i8_o12_noskip_conv': timm's "
                        "builder rounds output width 12 to 16 (multiples of 8), so no timm "
                        "string builds it")
+
+
+def test_cli_timm_format_writes_what_timm_builds_identically(run_dir, capsys):
+    # a child of the run's space that timm can express (widths of multiples of 8, no pooling
+    # skip that changes a shape, no SE on a conv block): its timm strings read back as it
+    space = _run_config(run_dir.parent).space
+    actions = [1, 0, 1, 0, 0, 0, 1, 0, 1, 2, 2, 0, 1, 0, 0, 2, 1, 2, 1, 0, 1, 2, 1, 2, 3, 1, 1,
+               1, 2, 2, 0, 0, 0, 2, 2, 2, 1, 0, 0, 1, 2, 2]
+    (run_dir / "history.jsonl").write_text(
+        json.dumps(_record(0, actions, space, acc=0.9, lat=5.0)) + "\n")
+    assert main(["export", str(run_dir), "--format", "timm", "--top", "1"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if not x.startswith("#")][0]
+    assert line.startswith(("ir_", "ds_", "cn_")) and "poolskip" not in line
+    # timm strings chain widths from the stem, which they do not name: pass it (json keeps it);
+    # a pooling skip that changes no shape is the identity, and is written as one
+    arch = space.decode(actions)
+    assert any(b.skip == "pool" for b in arch.blocks)
+    assert decode_arch(line.split(), format="timm", stem_filters=8, stem_stride=1,
+                       head_filters=32, dropout=0.1) == arch.with_(blocks=tuple(
+                           b.with_(skip="identity" if b.skip == "pool" else b.skip)
+                           for b in arch.blocks))
 
 
 def test_cli_pareto_and_rescoring(run_dir, capsys):
