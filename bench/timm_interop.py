@@ -1,20 +1,21 @@
 """Does timm build what mnas means by a timm string? Parameter counts and outputs, weights copied.
 
-timm is never an mnas dependency, and its torchvision does not import beside mnas's torch pin, so
-this runs in an environment of its own (bench/README.md, "timm interoperability"):
+timm is never an mnas dependency (it would bring torchvision into mnas's environment), so this
+runs in an environment of its own (bench/README.md, "timm interoperability"):
 
     python3.11 -m venv /tmp/timmenv
     /tmp/timmenv/bin/pip install torch==2.14.1 torchvision==0.29.1 timm numpy pyyaml
     PYTHONPATH=$PWD /tmp/timmenv/bin/python bench/timm_interop.py [--random 40]
 
-For each architecture: mnas builds it from its spec; timm builds it from
-`encode_arch(arch, format="timm")` with its own decoder (`decode_arch_def`) and `EfficientNet`
-(default channel rounding, the arch's stem and head widths and stem/head activation; each block's
-activation from its own ``n`` token, e.g. ``nr6``). Parameter counts must be equal; then every conv/BN/linear tensor is copied from mnas to timm (BN running statistics
-randomised first) and the logits compared in eval mode, with timm's BatchNorm epsilon set to
-mnas's 1e-3 (and once left at timm's 1e-5, to show what the epsilon alone changes). Architectures
-mnas refuses to write as timm strings are counted by reason, and for each the string mnas used to
-write (`_poolskip`, `se` on `cn_`) is built by timm to show the refusal is real.
+For each architecture: mnas builds it from its spec; timm builds it from `encode_arch(arch,
+format="timm")` with its own decoder (`decode_arch_def`) and `EfficientNet` (default channel
+rounding, the arch's stem and head widths and stem/head activation; each block's activation from
+its own ``n`` token, e.g. ``nr6``). Parameter counts must be equal; then every conv/BN/linear
+tensor is copied from mnas to timm (BN running statistics randomised first) and the logits compared
+in eval mode, with timm's BatchNorm epsilon set to mnas's 1e-3 (and once left at timm's 1e-5, to
+show what the epsilon alone changes). Architectures mnas refuses to write as timm strings are
+counted by reason, and for each the string mnas used to write (`_poolskip`, `se` on `cn_`) is built
+by timm to show the refusal is real.
 """
 from __future__ import annotations
 
