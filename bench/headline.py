@@ -140,7 +140,7 @@ def stage_target(state: dict[str, Any], work: Path) -> float:
     if "target_ms" in state:
         return float(state["target_ms"])
     from latency import make_profiler
-    from latency.build import arch_onnx
+    from latency.keys import arch_onnx
     profiler = make_profiler({"rounds": 5, "runs": 50})
     m = profiler.measure(arch_onnx(headline_space(), reference("mobilenet_v2@0.5")))
     state.update(target_ms=m.ms, target_spread=m.spread)
@@ -251,7 +251,7 @@ def stage_latency(state: dict[str, Any], work: Path, models: list[dict[str, Any]
     """Every final model measured end to end, the models interleaved within each round so that
     drift of the shared machine hits all of them alike; lut predictions beside them."""
     from latency import create_predictor, make_profiler
-    from latency.build import arch_onnx
+    from latency.keys import arch_onnx
     measured = state.setdefault("measured", {})
     todo = [m for m in models if m["name"] not in measured]
     if not todo:

@@ -40,7 +40,8 @@ sys.path.insert(0, str(ROOT))  # the checkout, even if the installed package is 
 import torch  # noqa: E402
 
 from latency import load_table, make_profiler  # noqa: E402
-from latency.build import BuildOptions, build_table  # noqa: E402
+from latency.build import build_table  # noqa: E402
+from latency.options import BuildOptions  # noqa: E402
 from latency.keys import space_entries  # noqa: E402
 from latency.predictors import LutPredictor  # noqa: E402
 from latency.validate import (METRICS, combine_sweeps, fidelity,  # noqa: E402

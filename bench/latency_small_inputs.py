@@ -35,10 +35,11 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from latency import load_table, make_profiler  # noqa: E402
-from latency.build import BuildOptions, arch_onnx, build_table  # noqa: E402
+from latency.build import VALIDATION_SEED, build_table, validation_actions  # noqa: E402
+from latency.keys import arch_onnx  # noqa: E402
+from latency.options import BuildOptions  # noqa: E402
 from latency.predictors import FlopsPredictor, LutPredictor  # noqa: E402
-from latency.validate import (VALIDATION_SEED, fidelity, measure_archs,  # noqa: E402
-                              validation_actions)
+from latency.validate import fidelity, measure_archs  # noqa: E402
 from search_spaces.space import MnasNetSpace  # noqa: E402
 
 from latency_bench import first_pass_predictor  # noqa: E402  (bench/ is the script's dir)

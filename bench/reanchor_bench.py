@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from latency import load_table, make_profiler  # noqa: E402
-from latency.build import BuildOptions, build_table  # noqa: E402
-from latency.profiler import cpu_times  # noqa: E402
+from latency.build import build_table  # noqa: E402
+from latency.options import BuildOptions  # noqa: E402
+from latency.device_profile import cpu_times  # noqa: E402
 from latency.validate import validate  # noqa: E402
 from search_spaces.space import MnasNetSpace  # noqa: E402
 

@@ -6,13 +6,13 @@ them into an `ArchSpec`. Pick one by name with `create_controller`.
 """
 from __future__ import annotations
 
-import inspect
+from dataclasses import fields
 from typing import Any
 
-from .base import Controller, Sample
-from .evolution import EvolutionController
-from .random_search import ConstrainedRandomController, RandomController
-from .rnn import ALGORITHMS, RNNController
+from .base import Controller, NoOptions, Sample
+from .evolution import EvolutionController, EvolutionOptions
+from .random_search import BandOptions, ConstrainedRandomController, RandomController
+from .rnn import ALGORITHMS, RNNController, RNNOptions
 
 #: Controller names accepted by `create_controller` (and `controller.name` in YAML).
 CONTROLLERS: dict[str, type[Controller]] = {
@@ -24,11 +24,8 @@ CONTROLLERS: dict[str, type[Controller]] = {
 
 
 def controller_options(name: str) -> tuple[str, ...]:
-    """Keyword options a controller accepts (besides the space and the seed)."""
-    cls = _lookup(name)
-    params = inspect.signature(cls.__init__).parameters.values()
-    return tuple(p.name for p in params
-                 if p.kind is p.KEYWORD_ONLY and p.name not in ("seed", "predictor", "target_ms"))
+    """The options a controller takes (the fields of its `Options` dataclass)."""
+    return tuple(f.name for f in fields(_lookup(name).Options))
 
 
 def _lookup(name: str) -> type[Controller]:
@@ -39,32 +36,31 @@ def _lookup(name: str) -> type[Controller]:
 
 
 def create_controller(name: str, space: Any, *, seed: int = 0, predictor: Any = None,
-                      target_ms: float | None = None, **kwargs: Any) -> Controller:
-    """Build a controller by name.
+                      target_ms: float | None = None, options: Any = None,
+                      **kwargs: Any) -> Controller:
+    """Build a controller by name, with `options` (an object carrying its `Options` fields, such
+    as the experiment config's `controller` section) or its options as keywords.
 
     `predictor` and `target_ms` are used by "constrained_random" (required there) and ignored by
-    the others, so a search can always pass them. Options set to None mean "the default" (so a
-    config object may pass every field it knows); an option no controller has, or another
-    controller's option set to a value, is a ValueError naming it.
+    the others, so a search can always pass them. A keyword that is not one of the controller's
+    options is a ValueError naming it.
     """
     cls = _lookup(name)
     allowed = controller_options(name)
-    known_anywhere = {k for other in CONTROLLERS for k in controller_options(other)}
-    for key, value in kwargs.items():
-        # another controller's option left at None (a config object passing every field) is fine
-        if key not in allowed and (value is not None or key not in known_anywhere):
+    for key in kwargs:
+        if key not in allowed:
             raise ValueError(f"controller.{key}: unknown option for controller {name!r} "
-                             f"(expected one of {', '.join(allowed)})")
-    options = {k: v for k, v in kwargs.items() if v is not None}
+                             f"(expected one of {', '.join(allowed) or 'none'})")
     if name == "constrained_random":
         if predictor is None or target_ms is None:
             raise ValueError("controller constrained_random: needs a latency predictor and "
                              "latency.target_ms")
-        return cls(space, predictor=predictor, target_ms=target_ms, seed=seed, **options)
-    return cls(space, seed=seed, **options)
+        return cls(space, predictor=predictor, target_ms=target_ms, seed=seed, options=options,
+                   **kwargs)
+    return cls(space, seed=seed, options=options, **kwargs)
 
 
-__all__ = ["ALGORITHMS", "CONTROLLERS", "ConstrainedRandomController", "Controller",
-           "EvolutionController",
-           "RNNController", "RandomController", "Sample", "controller_options",
+__all__ = ["ALGORITHMS", "BandOptions", "CONTROLLERS", "ConstrainedRandomController",
+           "Controller", "EvolutionController", "EvolutionOptions", "NoOptions",
+           "RNNController", "RNNOptions", "RandomController", "Sample", "controller_options",
            "create_controller"]

@@ -9,10 +9,32 @@ from __future__ import annotations
 import abc
 import json
 import math
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, Sequence, TypeVar
 
 import numpy as np
+
+from mnas.config.loader import load_section
+
+_O = TypeVar("_O")
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of a controller that has none."""
+
+
+def controller_options(schema: type[_O], options: Any, kwargs: Mapping[str, Any]) -> _O:
+    """A controller's options: `options` (already validated, e.g. the experiment config's
+    `controller` section, which carries every controller's fields) narrowed to `schema`, or
+    keyword arguments checked by the config loader (errors name `controller.<key>`)."""
+    if options is None:
+        return load_section(schema, dict(kwargs), "controller")
+    if kwargs:
+        raise TypeError("pass controller options either as `options` or as keywords, not both")
+    if type(options) is schema:
+        return options
+    return schema(**{f.name: getattr(options, f.name) for f in fields(schema)})
 
 
 @dataclass(frozen=True)
@@ -36,6 +58,8 @@ class Controller(abc.ABC):
 
     #: Short name used by `create_controller` and stored in the state dict.
     kind: str = "controller"
+    #: The dataclass of its options (the `controller:` keys of an experiment config it reads).
+    Options: type = NoOptions
 
     def __init__(self, space: Any) -> None:
         decisions = list(space.decisions)
@@ -87,6 +111,13 @@ class Controller(abc.ABC):
     def uniform_log_prob(self) -> float:
         """Log-probability of any action tuple under uniform sampling."""
         return -float(sum(math.log(s) for s in self.sizes))
+
+
+def check_seed(seed: Any) -> int:
+    """A controller's seed (the experiment's `seed`) as an int >= 0."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"controller.seed: expected a non-negative integer, got {seed!r}")
+    return int(seed)
 
 
 def check_count(n: Any) -> int:

@@ -16,18 +16,29 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .base import Controller, Sample, check_count, numpy_rng_state, restore_numpy_rng
-from .random_search import _check_seed
+from mnas.config.loader import check
+
+from .base import (Controller, Sample, check_count, check_seed, controller_options,
+                   numpy_rng_state, restore_numpy_rng)
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"controller.{name}: expected an integer >= 1, got {value!r}")
-    return int(value)
+@dataclass(frozen=True)
+class EvolutionOptions:
+    """Aging evolution's options: the population kept and the tournament drawn from it."""
+
+    population_size: int = 50
+    sample_size: int = 10
+
+    def __post_init__(self) -> None:
+        for key in ("population_size", "sample_size"):
+            check(getattr(self, key) >= 1, key, "an integer >= 1", getattr(self, key))
+        check(self.sample_size <= self.population_size, "sample_size",
+              f"an integer <= population_size ({self.population_size})", self.sample_size)
 
 
 class EvolutionController(Controller):
@@ -39,16 +50,15 @@ class EvolutionController(Controller):
     """
 
     kind = "evolution"
+    Options = EvolutionOptions
 
-    def __init__(self, space: Any, *, population_size: int = 50, sample_size: int = 10,
-                 seed: int = 0) -> None:
+    def __init__(self, space: Any, *, seed: int = 0, options: EvolutionOptions | None = None,
+                 **kwargs: Any) -> None:
+        """`options`, or its fields as keywords (`population_size`, `sample_size`)."""
         super().__init__(space)
-        self.population_size = _positive_int(population_size, "population_size")
-        self.sample_size = _positive_int(sample_size, "sample_size")
-        if self.sample_size > self.population_size:
-            raise ValueError(f"controller.sample_size: must be <= population_size "
-                             f"({self.population_size}), got {sample_size!r}")
-        self.seed = _check_seed(seed)
+        opts = self.options = controller_options(EvolutionOptions, options, kwargs)
+        self.population_size, self.sample_size = opts.population_size, opts.sample_size
+        self.seed = check_seed(seed)
         self.rng = np.random.default_rng(self.seed)
         #: (actions, reward), oldest first; at most `population_size` long.
         self.population: deque[tuple[tuple[int, ...], float]] = deque()

@@ -7,20 +7,33 @@ latency predictor tells random search for free.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .base import Controller, Sample, check_count, numpy_rng_state, restore_numpy_rng
+from mnas.config.loader import check
+
+from .base import (Controller, NoOptions, Sample, check_count, check_seed, controller_options,
+                   numpy_rng_state, restore_numpy_rng)
 
 #: Candidates decoded and sent to `predict_many` at once.
 CHUNK = 64
 
 
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"controller.seed: expected a non-negative integer, got {seed!r}")
-    return int(seed)
+@dataclass(frozen=True)
+class BandOptions:
+    """The constrained random controller's options: the accepted band [lo, hi] of predicted
+    latency as fractions of `latency.target_ms`, and the rejections allowed per sample."""
+
+    band: tuple[float, float] = (0.85, 1.0)
+    max_tries: int = 1000
+
+    def __post_init__(self) -> None:
+        lo, hi = self.band
+        check(0 <= lo <= hi, "band", "[lo, hi] with 0 <= lo <= hi (fractions of the target)",
+              list(self.band))
+        check(self.max_tries > 0, "max_tries", "an integer > 0", self.max_tries)
 
 
 class RandomController(Controller):
@@ -28,9 +41,9 @@ class RandomController(Controller):
 
     kind = "random"
 
-    def __init__(self, space: Any, *, seed: int = 0) -> None:
+    def __init__(self, space: Any, *, seed: int = 0, options: NoOptions | None = None) -> None:
         super().__init__(space)
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
         self.rng = np.random.default_rng(self.seed)
 
     def _draw(self, n: int) -> np.ndarray:
@@ -61,10 +74,13 @@ class ConstrainedRandomController(RandomController):
     """
 
     kind = "constrained_random"
+    Options = BandOptions
 
-    def __init__(self, space: Any, *, predictor: Any, target_ms: float,
-                 band: Sequence[float] = (0.85, 1.0), max_tries: int = 1000, seed: int = 0) -> None:
+    def __init__(self, space: Any, *, predictor: Any, target_ms: float, seed: int = 0,
+                 options: BandOptions | None = None, **kwargs: Any) -> None:
+        """`options`, or its fields as keywords (`band=(0.9, 1.0)`, `max_tries`)."""
         super().__init__(space, seed=seed)
+        opts = self.options = controller_options(BandOptions, options, kwargs)
         if predictor is None or not (hasattr(predictor, "predict_many")
                                      or hasattr(predictor, "predict")):
             raise ValueError("controller constrained_random: needs a latency predictor "
@@ -73,21 +89,9 @@ class ConstrainedRandomController(RandomController):
                 or not math.isfinite(target_ms) or target_ms <= 0:
             raise ValueError(f"controller constrained_random: target_ms must be a positive "
                              f"number, got {target_ms!r}")
-        try:
-            lo, hi = (float(b) for b in band)
-        except (TypeError, ValueError):
-            raise ValueError(f"controller.band: expected two numbers [lo, hi], got {band!r}") \
-                from None
-        if not (0 <= lo <= hi and math.isfinite(hi)):
-            raise ValueError(f"controller.band: need 0 <= lo <= hi (fractions of the target), "
-                             f"got {band!r}")
-        if isinstance(max_tries, bool) or not isinstance(max_tries, (int, np.integer)) \
-                or max_tries < 1:
-            raise ValueError(f"controller.max_tries: expected a positive integer, got {max_tries!r}")
         self.predictor = predictor
         self.target_ms = float(target_ms)
-        self.band = (lo, hi)
-        self.max_tries = int(max_tries)
+        self.band, self.max_tries = opts.band, opts.max_tries
         self._buffer: list[tuple[tuple[int, ...], float]] = []
         self.counts = {"samples": 0, "tries": 0, "fallbacks": 0}
 

@@ -11,17 +11,57 @@ import contextlib
 import copy
 import functools
 import math
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import Controller, Sample, check_count
+from mnas.config.loader import check
+
+from .base import Controller, Sample, check_count, check_seed, controller_options
 
 ALGORITHMS = ("reinforce", "ppo")
-ADVANTAGES = ("baseline", "risk_seeking")
+#: Larger controllers do not fit in memory (hidden_size 1e8 is 8e16 weights).
+MAX_HIDDEN_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class RNNOptions:
+    """The RNN controller's options (`controller:` keys in YAML); see `RNNController` for why
+    these defaults. The one place their ranges are stated."""
+
+    algorithm: Literal["reinforce", "ppo"] = "reinforce"
+    hidden_size: int = 100
+    lr: float = 0.003
+    entropy_weight: float = 1e-4
+    baseline_decay: float = 0.95
+    temperature: float = 1.0
+    tanh_constant: float | None = None
+    ppo_epochs: int = 4
+    ppo_clip: float = 0.2
+    advantage: Literal["baseline", "risk_seeking"] = "baseline"
+    top_fraction: float = 0.1
+    rank_window: int = 64
+
+    def __post_init__(self) -> None:
+        for key in ("hidden_size", "ppo_epochs", "rank_window"):
+            check(getattr(self, key) > 0, key, "an integer > 0", getattr(self, key))
+        check(self.hidden_size <= MAX_HIDDEN_SIZE, "hidden_size",
+              f"an integer <= {MAX_HIDDEN_SIZE} (the LSTM has 8 x hidden_size^2 weights)",
+              self.hidden_size)
+        for key in ("lr", "temperature", "ppo_clip"):
+            check(getattr(self, key) > 0, key, "a number > 0", getattr(self, key))
+        check(self.entropy_weight >= 0, "entropy_weight", "a number >= 0", self.entropy_weight)
+        # 1 would freeze the baseline at the first reward: the EMA must move
+        check(0 <= self.baseline_decay < 1, "baseline_decay", "a number in [0, 1)",
+              self.baseline_decay)
+        check(self.tanh_constant is None or self.tanh_constant > 0, "tanh_constant",
+              "a number > 0 or null", self.tanh_constant)
+        check(0 < self.top_fraction <= 1, "top_fraction", "a number in (0, 1]",
+              self.top_fraction)
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -117,32 +157,20 @@ class RNNController(Controller):
 
     kind = "rnn"
 
-    def __init__(self, space: Any, *, algorithm: str = "reinforce", hidden_size: int = 100,
-                 lr: float = 0.003, entropy_weight: float = 1e-4, baseline_decay: float = 0.95,
-                 temperature: float = 1.0, tanh_constant: float | None = None,
-                 ppo_epochs: int = 4, ppo_clip: float = 0.2, advantage: str = "baseline",
-                 top_fraction: float = 0.1, rank_window: int = 64, seed: int = 0) -> None:
+    Options = RNNOptions
+
+    def __init__(self, space: Any, *, seed: int = 0, options: RNNOptions | None = None,
+                 **kwargs: Any) -> None:
+        """`options`, or its fields as keywords (`RNNController(space, lr=0.01)`)."""
         super().__init__(space)
-        if algorithm not in ALGORITHMS:
-            raise ValueError(f"controller.algorithm: {algorithm!r} is not one of "
-                             f"{', '.join(ALGORITHMS)}")
-        self.algorithm = algorithm
-        self.hidden_size = _int(hidden_size, "hidden_size", 1)
-        self.lr = _num(lr, "lr", low=0.0, open_low=True)
-        self.entropy_weight = _num(entropy_weight, "entropy_weight", low=0.0)
-        self.baseline_decay = _num(baseline_decay, "baseline_decay", low=0.0, high=1.0)
-        self.temperature = _num(temperature, "temperature", low=0.0, open_low=True)
-        self.tanh_constant = (None if tanh_constant is None
-                              else _num(tanh_constant, "tanh_constant", low=0.0, open_low=True))
-        self.ppo_epochs = _int(ppo_epochs, "ppo_epochs", 1)
-        self.ppo_clip = _num(ppo_clip, "ppo_clip", low=0.0, open_low=True)
-        if advantage not in ADVANTAGES:
-            raise ValueError(f"controller.advantage: {advantage!r} is not one of "
-                             f"{', '.join(ADVANTAGES)}")
-        self.advantage = advantage
-        self.top_fraction = _num(top_fraction, "top_fraction", low=0.0, high=1.0, open_low=True)
-        self.rank_window = _int(rank_window, "rank_window", 1)
-        self.seed = _int(seed, "seed", 0)
+        opts = self.options = controller_options(RNNOptions, options, kwargs)
+        self.algorithm, self.hidden_size, self.lr = opts.algorithm, opts.hidden_size, opts.lr
+        self.entropy_weight, self.baseline_decay = opts.entropy_weight, opts.baseline_decay
+        self.temperature, self.tanh_constant = opts.temperature, opts.tanh_constant
+        self.ppo_epochs, self.ppo_clip = opts.ppo_epochs, opts.ppo_clip
+        self.advantage, self.top_fraction = opts.advantage, opts.top_fraction
+        self.rank_window = opts.rank_window
+        self.seed = check_seed(seed)
         self.generator = torch.Generator().manual_seed(self.seed)
         with torch.random.fork_rng(devices=[]):  # module constructors draw from the global RNG
             self.policy = _Policy(self.sizes, self.hidden_size)
@@ -312,21 +340,3 @@ def top_utilities(rewards: np.ndarray, history: np.ndarray, fraction: float) -> 
     ties = (history[None, :] == rewards[:, None]).sum(1)
     quantile = (below + 0.5 * ties) / len(history)
     return np.maximum(quantile - (1.0 - fraction), 0.0) / fraction
-
-
-def _num(value: Any, name: str, *, low: float | None = None, high: float | None = None,
-         open_low: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"controller.{name}: expected a finite number, got {value!r}")
-    if low is not None and (value < low or (open_low and value == low)):
-        raise ValueError(f"controller.{name}: must be {'>' if open_low else '>='} {low}, "
-                         f"got {value!r}")
-    if high is not None and value > high:
-        raise ValueError(f"controller.{name}: must be <= {high}, got {value!r}")
-    return float(value)
-
-
-def _int(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"controller.{name}: expected an integer >= {low}, got {value!r}")
-    return int(value)

@@ -12,7 +12,17 @@ import numpy as np
 from search_spaces.space import MnasNetSpace
 from search_spaces.specs import ArchSpec
 
-from .table import LatencyTable, load_table, save_table
+from mnas.config.loader import load_section
+from mnas.plugins import load_plugin
+
+from .build import build_table
+from .imported import CsvColumnPredictor
+from .layer_tables import FORMATS as LAYER_TABLE_FORMATS, LayerTablePredictor
+from .options import (BUILTIN_PREDICTORS, MNASNET_ONLY, PREDICTOR_OPTIONS, LutOptions,
+                      ProfilerConfig)
+from .predictors import FlopsPredictor, LutPredictor, MeasuredPredictor
+from .table import LatencyTable, TableError, load_table
+from .validate import measured_here, reanchor
 
 
 @runtime_checkable
@@ -24,20 +34,15 @@ class LatencyPredictor(Protocol):
     def predict_many(self, archs: Sequence[ArchSpec]) -> np.ndarray: ...
 
 
-BUILTIN_PREDICTORS = ("lut", "measured", "flops", "csv_column", "ofa_yaml", "proxyless_yaml")
-#: Predictors that price the mnasnet space's architectures (ArchSpec) only.
-_MNASNET_ONLY = ("lut", "measured", "flops")
-
-
 def make_profiler(profiler: Any = None) -> Any:
-    """A `Profiler` from None (defaults), a dict of `ProfilerConfig` fields, a config or a
-    profiler (imports onnxruntime)."""
-    from .profiler import Profiler, ProfilerConfig
+    """A `Profiler` from None (defaults), a mapping of `ProfilerConfig` fields (checked by the
+    config loader), a `ProfilerConfig` or a profiler (imports onnxruntime)."""
+    from .profiler import Profiler
     if isinstance(profiler, Profiler):
         return profiler
-    if isinstance(profiler, ProfilerConfig):
-        return Profiler(profiler)
-    return Profiler(ProfilerConfig.from_dict(profiler))
+    if not isinstance(profiler, ProfilerConfig):
+        profiler = load_section(ProfilerConfig, profiler, "latency.kwargs.profiler")
+    return Profiler(profiler)
 
 
 def _table(table: Any) -> LatencyTable | None:
@@ -46,86 +51,69 @@ def _table(table: Any) -> LatencyTable | None:
     return load_table(table)
 
 
-def create_predictor(name: str, *, space: MnasNetSpace, table: Any = None,
+def create_predictor(name: str, *, space: Any, table: Any = None, options: Any = None,
                      **kwargs: Any) -> LatencyPredictor:
-    """`"lut"`, `"measured"`, `"flops"` or a dotted path `"pkg.module:Name"` -> a predictor.
+    """A built-in predictor (`BUILTIN_PREDICTORS`) or a dotted path `"pkg.module:Name"`.
 
-    lut kwargs: calibration ("auto"), profiler (dict; also times missing entries on demand when
-    given), build_if_missing (build the table at `table` first if the file does not exist),
-    build (dict of BuildOptions), progress, reanchor (auto: scale predictions by the table's
-    canary re-timed now against its build, when this machine built it).
-    flops kwargs: ms_per_mmac, intercept_ms.
-    measured kwargs: profiler. Custom classes get `space`/`table` if their signature takes them."""
-    from .predictors import FlopsPredictor, MeasuredPredictor
-    if name in _MNASNET_ONLY and not isinstance(space, MnasNetSpace):
+    A built-in predictor takes its `PREDICTOR_OPTIONS` dataclass as `options` (what the
+    experiment config's `latency.kwargs` holds) or its fields as keywords (checked by the config
+    loader). A custom class gets the keywords, and `space`/`table` if its signature takes them."""
+    if name in PREDICTOR_OPTIONS and not isinstance(options, PREDICTOR_OPTIONS[name]):
+        options = load_section(PREDICTOR_OPTIONS[name], dict(options or {}, **kwargs),
+                               "latency.kwargs")
+    elif kwargs and options is not None:
+        raise TypeError("pass predictor options either as `options` or as keywords")
+    if name in MNASNET_ONLY and not isinstance(space, MnasNetSpace):
         raise ValueError(f"latency.predictor: {name!r} prices mnasnet-space architectures; for "
                          f"this space use csv_column, ofa_yaml or a custom predictor")
     if name == "csv_column":
-        from .imported import CsvColumnPredictor
-        return CsvColumnPredictor(space, table, **kwargs)
-    if name in ("ofa_yaml", "proxyless_yaml"):
-        from .layer_tables import create_layer_table_predictor
-        return create_layer_table_predictor(name, space, table, **kwargs)
+        return CsvColumnPredictor(space, table, column=options.column,
+                                  key_column=options.key_column)
+    if name in LAYER_TABLE_FORMATS:
+        return LayerTablePredictor(space, table, fmt=name, feature_mix=options.feature_mix)
     if name == "lut":
-        return _create_lut(space, table, **kwargs)
+        return _create_lut(space, table, options)
     if name == "flops":
-        unknown = set(kwargs) - {"ms_per_mmac", "intercept_ms"}
-        if unknown:
-            raise ValueError(f"latency.kwargs.{sorted(unknown)[0]}: unknown for 'flops' "
-                             "(expected ms_per_mmac, intercept_ms)")
-        return FlopsPredictor(space, _table(table), **kwargs)
+        return FlopsPredictor(space, _table(table), ms_per_mmac=options.ms_per_mmac,
+                              intercept_ms=options.intercept_ms)
     if name == "measured":
-        unknown = set(kwargs) - {"profiler"}
-        if unknown:
-            raise ValueError(f"latency.kwargs.{sorted(unknown)[0]}: unknown for 'measured'")
-        return MeasuredPredictor(space, make_profiler(kwargs.get("profiler")))
+        return MeasuredPredictor(space, make_profiler(options.profiler))
     if ":" in name:
-        return load_custom(name, space=space, table=table, **kwargs)
+        return load_custom(name, space=space, table=table, **dict(options or {}), **kwargs)
     raise ValueError(f"latency.predictor: {name!r} is not one of "
                      f"{', '.join(BUILTIN_PREDICTORS)} nor a dotted path 'pkg.module:Name'")
 
 
-def _create_lut(space: MnasNetSpace, table: Any, *, calibration: str = "auto",
-                profiler: Any = None, build_if_missing: bool = False, build: Any = None,
-                progress: bool = True, reanchor: bool | str = "auto") -> LatencyPredictor:
-    from .build import BuildOptions, build_table
-    from .predictors import LutPredictor
+def _create_lut(space: MnasNetSpace, table: Any, options: LutOptions) -> LatencyPredictor:
     if table is None:
-        raise ValueError("latency predictor 'lut' needs a table (latency.table: FILE); build one "
+        raise TableError("latency predictor 'lut' needs a table (latency.table: FILE); build one "
                          "with `mnas latency build CONFIG --out FILE`")
-    if not isinstance(table, LatencyTable) and build_if_missing:
+    if not isinstance(table, LatencyTable) and options.build_if_missing:
         path = os.fspath(table)
-        needs_build = not os.path.exists(path) or not load_table(path).complete
-        if needs_build:
-            build_table(space, make_profiler(profiler), path, BuildOptions.from_dict(build),
-                        progress=progress)
+        if not os.path.exists(path) or not load_table(path).complete:
+            build_table(space, make_profiler(options.profiler), path, options.build,
+                        progress=options.progress)
     loaded = _table(table)
-    prof = make_profiler(profiler) if profiler is not None else None
-    anchor = _reanchor(space, loaded, reanchor)
-    lut = LutPredictor(space, loaded, calibration=calibration, profiler=prof,
+    prof = make_profiler(options.profiler) if options.profiler is not None else None
+    anchor = _reanchor(space, loaded, options.reanchor)
+    lut = LutPredictor(space, loaded, calibration=options.calibration, profiler=prof,
                        scale=anchor["factor"] if anchor else 1.0)
-    lut.anchor = anchor  # type: ignore[attr-defined]  # reported by `mnas search`
+    lut.anchor = anchor  # reported by `mnas search`
     return lut
 
 
 def _reanchor(space: MnasNetSpace, table: LatencyTable, when: bool | str) -> dict[str, Any] | None:
     """`reanchor`: "auto" re-times the table's canary when this machine timed the table (a
     table from a device is not re-anchored against the host), True always, False never."""
-    from .validate import measured_here, reanchor
-
-    if when not in (True, False, "auto"):
-        raise ValueError(f"latency.kwargs.reanchor: expected true, false or auto, got {when!r}")
     if when is False or not table.canary or (when == "auto" and not measured_here(table)):
         return None
-    return reanchor(space, table)
+    return reanchor(space, table, make_profiler(table.provenance.get("profiler")))
 
 
 def load_custom(path: str, **kwargs: Any) -> LatencyPredictor:
     """Import `pkg.module:Name` and instantiate it (or use it as is if it is not callable).
 
     `space` and `table` are passed only when the signature accepts them (or **kwargs)."""
-    from mnas.plugins import load_plugin
-
     return load_plugin(
         path, key="latency.predictor", kwargs=kwargs, optional=("space", "table"),
         fits=lambda obj: isinstance(obj, LatencyPredictor)
@@ -133,5 +121,5 @@ def load_custom(path: str, **kwargs: Any) -> LatencyPredictor:
         contract="LatencyPredictor (needs predict(arch) -> float and predict_many(archs) -> array)")
 
 
-__all__ = ["LatencyPredictor", "LatencyTable", "create_predictor", "load_custom", "load_table",
-           "save_table", "make_profiler", "BUILTIN_PREDICTORS"]
+__all__ = ["BUILTIN_PREDICTORS", "LatencyPredictor", "LatencyTable", "TableError",
+           "create_predictor", "load_custom", "load_table", "make_profiler"]

@@ -14,71 +14,43 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from search_spaces import build_network, reference_arch
-from search_spaces.onnx_export import export_onnx_bytes
 from search_spaces.space import MnasNetSpace
 
 from .device_profile import CANARY_START, canary_drift
-from .keys import Entry, space_entries
+from .keys import Entry, arch_onnx, canary_onnx, entry_onnx, space_entries
+from .options import BuildOptions
+from .predictors import LutPredictor
 from .table import LatencyTable, load_table, save_table
 
 
-@dataclass(frozen=True)
-class BuildOptions:
-    """Knobs of a table build (all have sensible defaults)."""
-
-    calibration_samples: int = 120
-    validation_samples: int = 0
-    passes: int = 2
-    seed: int = 0
-    chunk: int = 25
-    drift_tol: float = 0.15
-    max_retries: int = 2
-    canary: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("calibration_samples", "validation_samples", "chunk", "max_retries", "seed",
-                     "passes"):
-            value = getattr(self, name)
-            low = 1 if name in ("chunk", "passes") else 0
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"latency.build.{name}: expected an integer >= {low}, "
-                                 f"got {value!r}")
-        if self.validation_samples == 1:
-            raise ValueError("latency.build.validation_samples: expected 0 (none) or at least 2 "
-                             "(a ranking needs two), got 1")
-        if not isinstance(self.drift_tol, (int, float)) or self.drift_tol <= 0:
-            raise ValueError(f"latency.build.drift_tol: expected a number > 0, got "
-                             f"{self.drift_tol!r}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None, where: str = "latency.build") -> "BuildOptions":
-        data = dict(data or {})
-        for key in data:
-            if key not in cls.__dataclass_fields__:
-                raise ValueError(f"{where}.{key}: unknown key (expected one of "
-                                 f"{', '.join(sorted(cls.__dataclass_fields__))})")
-        return cls(**data)
+#: Seed of the validation networks (`validation_actions`): never the calibration networks'.
+VALIDATION_SEED = 1_000_003
 
 
-def entry_onnx(entry: Entry) -> bytes:
-    return export_onnx_bytes(entry.build(), entry.res, entry.in_channels)
-
-
-def arch_onnx(space: MnasNetSpace, arch: Any) -> bytes:
-    """The whole network (an `ArchSpec` or a reference `FamilyModel`) at the space's input."""
-    return export_onnx_bytes(build_network(arch, num_classes=space.num_classes), space.input_size)
-
-
-def canary_onnx(space: MnasNetSpace) -> bytes:
-    """A fixed network at the space's resolution, timed alongside everything to detect drift."""
-    return arch_onnx(space, reference_arch("mnasnet_a1"))
+def validation_actions(space: MnasNetSpace, n: int, seed: int = VALIDATION_SEED,
+                       exclude: Sequence[Sequence[int]] = ()) -> list[list[int]]:
+    """`n` distinct random architectures (as actions), none of them in `exclude`: the networks
+    a build times for validation and `latency.validate` measures."""
+    if not isinstance(n, int) or n < 2:
+        raise ValueError(f"--samples: need at least 2 architectures to compare, got {n!r}")
+    seen = {tuple(a) for a in exclude}
+    rng = np.random.default_rng(seed)
+    out: list[list[int]] = []
+    for _ in range(100 * n):
+        actions = space.sample_actions(rng)
+        if tuple(actions) not in seen:
+            seen.add(tuple(actions))
+            out.append(actions)
+            if len(out) == n:
+                return out
+    raise ValueError(f"the search space has fewer than {n} architectures outside the table's "
+                     "calibration samples; use fewer --samples")
 
 
 def _check_resume(old: LatencyTable, space: MnasNetSpace, provenance: dict[str, Any],
@@ -191,7 +163,6 @@ def _validation_plan(space: MnasNetSpace, opt: BuildOptions, calibration: list[l
     calibration sample."""
     if not opt.validation_samples:
         return []
-    from .validate import VALIDATION_SEED, validation_actions
     return validation_actions(space, opt.validation_samples, VALIDATION_SEED, calibration)
 
 
@@ -214,7 +185,6 @@ def sample_plan(space: MnasNetSpace, opt: BuildOptions) -> list[tuple[str, int, 
 
 def finish_table(space: MnasNetSpace, out: str | os.PathLike) -> LatencyTable:
     """Fit the calibration on the table's end-to-end samples and mark it complete."""
-    from .predictors import LutPredictor
 
     table = load_table(out)
     calibration = LutPredictor(space, table, calibration="none").fit_calibration(table.samples)

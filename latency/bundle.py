@@ -19,9 +19,9 @@ from typing import Any
 from search_spaces.space import MnasNetSpace
 
 from . import device_profile
-from .build import (BuildOptions, arch_onnx, canary_onnx, combine_passes, entry_onnx,
-                    finish_table, sample_plan)
-from .keys import space_entries
+from .build import combine_passes, finish_table, sample_plan
+from .keys import arch_onnx, canary_onnx, entry_onnx, space_entries
+from .options import BuildOptions
 from .table import LatencyTable, save_table
 
 MANIFEST = "manifest.json"

@@ -9,11 +9,15 @@ one pays a per-call overhead once per layer that the whole network pays once.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import math
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from scipy.optimize import nnls
 
+#: The per-architecture features a calibration fits on (the lookup-table sum, layers, M
+#: multiply-adds, M weights), followed by the table sum at each block position ("blocks").
+BASE_FEATURES = ("lut", "layers", "mmacs", "mweights")
 #: Calibration kinds -> the feature names they use (features come from `LutPredictor.features`).
 KINDS: dict[str, tuple[str, ...]] = {
     "linear": ("lut",),
@@ -177,3 +181,67 @@ def fit_calibrations(features: dict[str, np.ndarray], y: Sequence[float],
     finite = {k: v for k, v in candidates.items() if np.isfinite(v)}
     selected = min(finite, key=finite.get) if finite else "linear"
     return {"selected": selected, "fits": fits, "samples": int(len(y))}
+
+
+def feature_columns(names: Iterable[str], n_pos: int) -> list[int]:
+    """The columns of the feature matrix (`BASE_FEATURES`, then one per block position) that
+    feature `names` select."""
+    cols: list[int] = []
+    for name in names:
+        if name == "blocks":
+            cols.extend(range(len(BASE_FEATURES), len(BASE_FEATURES) + n_pos))
+        else:
+            cols.append(BASE_FEATURES.index(name))
+    return cols
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _finite_list(value: Any) -> bool:
+    return isinstance(value, list) and all(_finite(v) for v in value)
+
+
+def check_calibration(calibration: Any, n_pos: int) -> str | None:
+    """What is wrong with a table's `calibration` (None when it is usable): `selected` names a
+    fit (or none), every fit has known feature names, one finite coefficient per column they
+    expand to, a finite intercept, and (learned) well-formed trees. Why: a hand-edited or damaged
+    calibration otherwise fails inside the first prediction with a TypeError or KeyError."""
+    if not isinstance(calibration, dict):
+        return f"calibration is {type(calibration).__name__}, expected an object"
+    fits = calibration.get("fits", {})
+    if not isinstance(fits, dict):
+        return "calibration.fits is not an object"
+    selected = calibration.get("selected", "none")
+    if not isinstance(selected, str) or (selected != "none" and selected not in fits):
+        return f"calibration.selected is {selected!r}, not one of its fits"
+    known = BASE_FEATURES + ("blocks",)
+    for kind, fit in fits.items():
+        where = f"calibration.fits.{kind}"
+        if not isinstance(fit, dict):
+            return f"{where} is not an object"
+        names = fit.get("features")
+        if not isinstance(names, list) or not names or any(n not in known for n in names):
+            return f"{where}.features is {names!r} (expected names from {', '.join(known)})"
+        width = len(feature_columns(names, n_pos))
+        if not _finite_list(fit.get("coef")) or len(fit["coef"]) != width:
+            return f"{where}.coef is {fit.get('coef')!r} (expected {width} finite numbers)"
+        if not _finite(fit.get("intercept")):
+            return f"{where}.intercept is {fit.get('intercept')!r} (expected a finite number)"
+        if fit.get("trees") is not None and not _trees_ok(fit["trees"]):
+            return f"{where}.trees is malformed"
+    return None
+
+
+def _trees_ok(data: Any) -> bool:
+    if not isinstance(data, dict) or not all(_finite(data.get(k)) for k in
+                                             ("init", "learning_rate", "n_features")):
+        return False
+    trees = data.get("trees")
+    return isinstance(trees, list) and all(
+        isinstance(t, dict) and all(_finite_list(t.get(k)) for k in
+                                    ("feature", "threshold", "left", "right", "value"))
+        and len({len(t[k]) for k in ("feature", "threshold", "left", "right", "value")}) == 1
+        for t in trees)

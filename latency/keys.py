@@ -9,11 +9,14 @@ without building models (they must agree with `search_spaces.count_macs`; tests 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 from torch import nn
 
+from search_spaces import build_network
 from search_spaces.builder import ConvBNAct, Head, build_layer
+from search_spaces.onnx_export import export_onnx_bytes
+from search_spaces.reference import reference_arch
 from search_spaces.space import MnasNetSpace, parse_op
 from search_spaces.specs import ArchSpec, LayerSpec, out_size
 
@@ -113,21 +116,6 @@ def head_weights(in_filters: int, head: int, classes: int) -> int:
     return in_filters * head + head * classes + classes
 
 
-def arch_entries(arch: ArchSpec, input_size: int, classes: int, in_channels: int = 3
-                 ) -> list[Entry]:
-    """The entries one architecture uses, in network order (stem, layers, head)."""
-    res = out_size(input_size, arch.stem_stride)
-    out = [Entry(stem_key(in_channels, arch.stem_filters, arch.stem_stride, input_size), "stem",
-                 input_size, in_channels, out_filters=arch.stem_filters, stride=arch.stem_stride)]
-    for spec in arch.layers():
-        out.append(Entry(layer_key(spec, res), "layer", res, spec.in_filters, spec=spec))
-        res = out_size(res, spec.stride)
-    last = arch.blocks[-1].out_filters
-    out.append(Entry(head_key(last, arch.head_filters, classes, res), "head", res, last,
-                     out_filters=arch.head_filters, classes=classes))
-    return out
-
-
 def space_entries(space: MnasNetSpace, in_channels: int = 3) -> list[Entry]:
     """Every distinct entry reachable in `space`, deduplicated, in network order.
 
@@ -172,3 +160,19 @@ def _designs(space: MnasNetSpace) -> Iterator[tuple[str, int, int, float, str]]:
             for se in space.se_ratios:
                 for skip in space.skips:
                     yield op, e, k, float(se), skip
+
+
+def entry_onnx(entry: Entry) -> bytes:
+    """The ONNX graph that times one entry."""
+    return export_onnx_bytes(entry.build(), entry.res, entry.in_channels)
+
+
+def arch_onnx(space: MnasNetSpace, arch: Any) -> bytes:
+    """The ONNX graph of a whole network (an `ArchSpec` or a reference `FamilyModel`) at the
+    space's resolution (end-to-end timing)."""
+    return export_onnx_bytes(build_network(arch, num_classes=space.num_classes), space.input_size)
+
+
+def canary_onnx(space: MnasNetSpace) -> bytes:
+    """A fixed network at the space's resolution, timed alongside everything to detect drift."""
+    return arch_onnx(space, reference_arch("mnasnet_a1"))

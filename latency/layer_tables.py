@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
-from search_spaces.specs import ArchSpec, LayerSpec
+from search_spaces.specs import ArchSpec, BlockSpec, LayerSpec
 
 FORMATS = ("ofa_yaml", "proxyless_yaml")
 _STEM = re.compile(r"Conv-input:([0-9]+)x[0-9]+x3-")
@@ -164,18 +164,10 @@ class LayerTablePredictor:
         return np.array([self.predict(a) for a in archs], dtype=float)
 
 
-def create_layer_table_predictor(name: str, space: Any, table: Any, **kwargs: Any) -> Any:
-    for key in kwargs:
-        if key != "feature_mix":
-            raise ValueError(f"latency.kwargs.{key}: unknown for {name!r} (expected feature_mix)")
-    return LayerTablePredictor(space, table, fmt=name, **kwargs)
-
-
 def arch_from_proxyless_config(data: dict[str, Any]) -> ArchSpec:
     """A ProxylessNAS net config (e.g. proxyless_mobile.json) in the common grammar: one block
     per MBInvertedConvLayer; ZeroLayer blocks (skipped layers) are left out (they cost 0)."""
     blocks = []
-    from search_spaces.specs import BlockSpec
     for block in data["blocks"]:
         conv = block["mobile_inverted_conv"]
         if conv["name"] == "ZeroLayer":
@@ -191,4 +183,4 @@ def arch_from_proxyless_config(data: dict[str, Any]) -> ArchSpec:
 
 
 __all__ = ["FORMATS", "LayerTablePredictor", "arch_from_proxyless_config",
-           "create_layer_table_predictor", "load_layer_table", "network_keys"]
+           "load_layer_table", "network_keys"]

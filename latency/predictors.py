@@ -7,20 +7,19 @@ head), so `predict_many` is one numpy gather, sum and dot product after the firs
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from search_spaces.space import MnasNetSpace
 from search_spaces.specs import OPS, ArchSpec, BlockSpec, out_size
 
-from .calibrate import Trees, fit_calibrations
-from .keys import (Entry, head_key, head_macs, head_weights, layer_key, layer_macs,
-                   layer_weights, stem_key, stem_macs, stem_weights)
-from .table import LatencyTable
+from .calibrate import BASE_FEATURES, Trees, feature_columns, fit_calibrations
+from .keys import (Entry, arch_onnx, entry_onnx, head_key, head_macs, head_weights, layer_key,
+                   layer_macs, layer_weights, stem_key, stem_macs, stem_weights)
+from .table import LatencyTable, TableError
 
-_BASE_FEATURES = ("lut", "layers", "mmacs", "mweights")
-_NB = len(_BASE_FEATURES)
+_NB = len(BASE_FEATURES)
 _SKIPS = ("none", "identity", "pool")
 
 
@@ -131,76 +130,11 @@ class _FeatureCache:
         idx = self.indices(archs)  # first: it may grow the matrix
         return idx, self.matrix[idx].sum(axis=1)
 
-    def features(self, archs: Sequence[ArchSpec]) -> np.ndarray:
-        return self.gather(archs)[1]
-
     def correction(self, idx: np.ndarray, feats: np.ndarray) -> np.ndarray:
         """The learned calibration's inputs: every block's choices, and each position's share
         of the table sum."""
         shares = feats[:, _NB:] / np.maximum(feats[:, :1], 1e-12)
         return np.hstack([self.attrs[idx[:, 1:-1]].reshape(len(idx), -1), shares])
-
-
-def _columns(names: Iterable[str], n_pos: int) -> list[int]:
-    cols: list[int] = []
-    for name in names:
-        if name == "blocks":
-            cols.extend(range(_NB, _NB + n_pos))
-        else:
-            cols.append(_BASE_FEATURES.index(name))
-    return cols
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
-
-
-def _finite_list(value: Any) -> bool:
-    return isinstance(value, list) and all(_finite(v) for v in value)
-
-
-def check_calibration(calibration: Any, n_pos: int) -> str | None:
-    """What is wrong with a table's `calibration` (None when it is usable): `selected` names a
-    fit (or none), every fit has known feature names, one finite coefficient per column they
-    expand to, a finite intercept, and (learned) well-formed trees. Why: a hand-edited or damaged
-    calibration otherwise fails inside the first prediction with a TypeError or KeyError."""
-    if not isinstance(calibration, dict):
-        return f"calibration is {type(calibration).__name__}, expected an object"
-    fits = calibration.get("fits", {})
-    if not isinstance(fits, dict):
-        return "calibration.fits is not an object"
-    selected = calibration.get("selected", "none")
-    if not isinstance(selected, str) or (selected != "none" and selected not in fits):
-        return f"calibration.selected is {selected!r}, not one of its fits"
-    known = _BASE_FEATURES + ("blocks",)
-    for kind, fit in fits.items():
-        where = f"calibration.fits.{kind}"
-        if not isinstance(fit, dict):
-            return f"{where} is not an object"
-        names = fit.get("features")
-        if not isinstance(names, list) or not names or any(n not in known for n in names):
-            return f"{where}.features is {names!r} (expected names from {', '.join(known)})"
-        width = len(_columns(names, n_pos))
-        if not _finite_list(fit.get("coef")) or len(fit["coef"]) != width:
-            return f"{where}.coef is {fit.get('coef')!r} (expected {width} finite numbers)"
-        if not _finite(fit.get("intercept")):
-            return f"{where}.intercept is {fit.get('intercept')!r} (expected a finite number)"
-        if fit.get("trees") is not None and not _trees_ok(fit["trees"]):
-            return f"{where}.trees is malformed"
-    return None
-
-
-def _trees_ok(data: Any) -> bool:
-    if not isinstance(data, dict) or not all(_finite(data.get(k)) for k in
-                                             ("init", "learning_rate", "n_features")):
-        return False
-    trees = data.get("trees")
-    return isinstance(trees, list) and all(
-        isinstance(t, dict) and all(_finite_list(t.get(k)) for k in
-                                    ("feature", "threshold", "left", "right", "value"))
-        and len({len(t[k]) for k in ("feature", "threshold", "left", "right", "value")}) == 1
-        for t in trees)
 
 
 class _LinearPredictor:
@@ -243,18 +177,17 @@ class LutPredictor(_LinearPredictor):
         self.scale = float(scale)
         table.check_space(space)
         if not table.complete and calibration != "none":
-            raise ValueError(f"{table.path}: latency table is incomplete (an interrupted build); "
+            raise TableError(f"{table.path}: latency table is incomplete (an interrupted build); "
                              "run `mnas latency build` again to finish it")
         self.space, self.table = space, table
         on_missing = None
         if profiler is not None:
-            from .build import entry_onnx
             on_missing = lambda e: profiler.measure(entry_onnx(e)).ms  # noqa: E731
         self.cache = _FeatureCache(space, table.ms(), on_missing, table.path or "latency table")
         self.calibration = self._pick(calibration)
         fit = table.calibration.get("fits", {}).get(self.calibration) if \
             self.calibration != "none" else {"features": ["lut"], "coef": [1.0], "intercept": 0.0}
-        self.cols = _columns(fit["features"], self.cache.n_pos)
+        self.cols = feature_columns(fit["features"], self.cache.n_pos)
         self.coef, self.intercept = np.asarray(fit["coef"], dtype=float), float(fit["intercept"])
         self.trees = Trees(fit["trees"]) if fit.get("trees") else None
 
@@ -263,14 +196,14 @@ class LutPredictor(_LinearPredictor):
         if calibration == "auto":
             return self.table.calibration.get("selected", "none") if fits else "none"
         if calibration != "none" and calibration not in fits:
-            raise ValueError(f"{self.table.path}: calibration {calibration!r} is not in the table "
+            raise TableError(f"{self.table.path}: calibration {calibration!r} is not in the table "
                              f"(available: none, auto, {', '.join(sorted(fits)) or '-'})")
         return calibration
 
     def features(self, archs: Sequence[ArchSpec]) -> dict[str, np.ndarray]:
         """Named calibration features; `correction`: the learned kind's inputs."""
         idx, f = self.cache.gather(list(archs))
-        out = {name: f[:, i] for i, name in enumerate(_BASE_FEATURES)}
+        out = {name: f[:, i] for i, name in enumerate(BASE_FEATURES)}
         out["blocks"] = f[:, _NB:]
         out["correction"] = self.cache.correction(idx, f)
         return out
@@ -291,7 +224,7 @@ class FlopsPredictor(_LinearPredictor):
                  ms_per_mmac: float | None = None, intercept_ms: float = 0.0) -> None:
         self.space = space
         self.cache = _FeatureCache(space, None)
-        self.cols = [_BASE_FEATURES.index("mmacs")]
+        self.cols = [BASE_FEATURES.index("mmacs")]
         if ms_per_mmac is not None:
             self.coef, self.intercept = np.array([float(ms_per_mmac)]), float(intercept_ms)
         elif table is not None and "flops" in table.calibration.get("fits", {}):
@@ -299,7 +232,7 @@ class FlopsPredictor(_LinearPredictor):
             fit = table.calibration["fits"]["flops"]
             self.coef, self.intercept = np.asarray(fit["coef"], float), float(fit["intercept"])
         else:
-            raise ValueError("latency predictor 'flops' needs a calibrated table (table: FILE) "
+            raise TableError("latency predictor 'flops' needs a calibrated table (table: FILE) "
                              "or kwargs ms_per_mmac (and optionally intercept_ms)")
 
 
@@ -310,7 +243,6 @@ class MeasuredPredictor:
         self.space, self.profiler = space, profiler
 
     def measure(self, arch: ArchSpec) -> Any:
-        from .build import arch_onnx
         return self.profiler.measure(arch_onnx(self.space, arch))
 
     def predict(self, arch: ArchSpec) -> float:

@@ -13,62 +13,19 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .device_profile import (STATISTICS, choose_cpu, cpu_model, cpu_times, idlest_cpu,
-                             make_feed, make_session, ort, pinned, relative_spread,
-                             session_options, statistic, time_runs, time_sessions)
+from mnas.config.loader import to_plain
 
-__all__ = ["STATISTICS", "Measurement", "Profiler", "ProfilerConfig", "available_providers",
-           "cpu_model", "cpu_times", "idlest_cpu", "onnxruntime_version", "pinned",
-           "relative_spread", "statistic", "time_runs"]
+from .device_profile import (choose_cpu, cpu_model, make_feed, make_session, ort, pinned,
+                             session_options, time_sessions)
+from .options import ProfilerConfig
 
-
-@dataclass(frozen=True)
-class ProfilerConfig:
-    """How to time a graph. Defaults: CPU, one thread (the paper's single big core), batch 1,
-    and the *minimum* of the timed runs: load from elsewhere only ever adds time, so under load
-    it repeats far better than the median (32x32 networks timed twice here: Kendall tau 0.92 vs
-    0.87), and on a quiet machine the two are alike (bench/results/latency*.json)."""
-
-    provider: str = "CPUExecutionProvider"
-    threads: int = 1
-    warmup: int = 10
-    runs: int = 30
-    rounds: int = 3
-    statistic: str = "min"
-    pin: bool = True
-    min_time_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.statistic not in STATISTICS:
-            raise ValueError(f"latency.profiler.statistic: {self.statistic!r} is not one of "
-                             f"{', '.join(STATISTICS)}")
-        for name in ("threads", "runs", "rounds"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"latency.profiler.{name}: expected a positive integer, "
-                                 f"got {value!r}")
-        if not isinstance(self.warmup, int) or self.warmup < 0:
-            raise ValueError(f"latency.profiler.warmup: expected an integer >= 0, got "
-                             f"{self.warmup!r}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None, where: str = "latency.profiler"
-                  ) -> "ProfilerConfig":
-        data = dict(data or {})
-        known = set(cls.__dataclass_fields__)
-        for key in data:
-            if key not in known:
-                raise ValueError(f"{where}.{key}: unknown key (expected one of "
-                                 f"{', '.join(sorted(known))})")
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["Measurement", "Profiler", "ProfilerConfig", "available_providers", "cpu_model",
+           "onnxruntime_version"]
 
 
 @dataclass(frozen=True)
@@ -123,7 +80,7 @@ class Profiler:
         """Several graphs timed round-robin, so slow drift hits all of them alike."""
         with self._pinned():
             sessions = [self._session(g) for g in graphs]
-            timed = time_sessions(sessions, self.config.to_dict())
+            timed = time_sessions(sessions, to_plain(self.config))
         return [Measurement(ms=ms, spread=spread, rounds_ms=tuple(rounds))
                 for ms, spread, rounds in timed]
 
@@ -155,7 +112,7 @@ class Profiler:
     def provenance(self) -> dict[str, Any]:
         return {"onnxruntime": onnxruntime_version(), "provider": self.config.provider,
                 "threads": self.config.threads, "cpu": cpu_model(), "batch": 1,
-                "profiler": self.config.to_dict(), "pinned": self.config.pin and
+                "profiler": to_plain(self.config), "pinned": self.config.pin and
                 hasattr(os, "sched_setaffinity"),
                 "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 

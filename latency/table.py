@@ -16,6 +16,18 @@ from typing import Any
 
 from search_spaces.space import MnasNetSpace
 
+from .calibrate import check_calibration
+
+
+class TableError(ValueError):
+    """A latency table that cannot serve: missing, corrupt, incomplete, or built for another
+    space (callers attribute it to the config's `latency.table`)."""
+
+
+class TableNotFound(TableError, FileNotFoundError):
+    """No table file at the path."""
+
+
 FORMAT = "mnas-latency-table"
 VERSION = 1
 
@@ -56,7 +68,7 @@ class LatencyTable:
         detail = ", ".join(f"{k} (table {self.space.get(k)!r}, config {mine.get(k)!r})"
                            for k in diffs[:3]) or "fingerprint"
         where = self.path or "latency table"
-        raise ValueError(f"{where}: built for another search space: {detail}")
+        raise TableError(f"{where}: built for another search space: {detail}")
 
 
 def save_table(table: LatencyTable, path: str | os.PathLike) -> None:
@@ -72,37 +84,35 @@ def load_table(path: str | os.PathLike) -> LatencyTable:
     """Read and validate a table file; ValueError naming the file and what is wrong."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such latency table (build one with "
+        raise TableNotFound(f"{path}: no such latency table (build one with "
                                 "`mnas latency build CONFIG --out FILE`)")
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: corrupt latency table (not valid JSON: {exc})") from None
+        raise TableError(f"{path}: corrupt latency table (not valid JSON: {exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an mnas latency table (missing format {FORMAT!r})")
+        raise TableError(f"{path}: not an mnas latency table (missing format {FORMAT!r})")
     if data.get("version") != VERSION:
-        raise ValueError(f"{path}: latency table version {data.get('version')!r}, "
+        raise TableError(f"{path}: latency table version {data.get('version')!r}, "
                          f"this mnas reads version {VERSION}")
     for key, kind in (("space", dict), ("entries", dict), ("provenance", dict),
                       ("space_fingerprint", str)):
         if not isinstance(data.get(key), kind):
-            raise ValueError(f"{path}: corrupt latency table ({key!r} missing or not a "
+            raise TableError(f"{path}: corrupt latency table ({key!r} missing or not a "
                              f"{kind.__name__})")
     for key, value in data["entries"].items():
         ms = value.get("ms") if isinstance(value, dict) else None
         if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) \
                 or ms < 0:
-            raise ValueError(f"{path}: corrupt latency table (entry {key!r} has no valid 'ms': "
+            raise TableError(f"{path}: corrupt latency table (entry {key!r} has no valid 'ms': "
                              f"{ms!r}, expected a finite number >= 0)")
     try:
         space = MnasNetSpace.from_dict(data["space"])
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: corrupt latency table (space: {exc})") from None
+        raise TableError(f"{path}: corrupt latency table (space: {exc})") from None
     if space.fingerprint != data["space_fingerprint"]:
-        raise ValueError(f"{path}: corrupt latency table (space fingerprint does not match its "
+        raise TableError(f"{path}: corrupt latency table (space fingerprint does not match its "
                          "space)")
-    from .predictors import check_calibration  # the predictors own the calibration's format
-
     problem = check_calibration(data.get("calibration") or {}, len(space.base) + 2)
     if problem is not None:
         raise ValueError(f"{path}: corrupt latency table ({problem})")

@@ -18,10 +18,12 @@ import numpy as np
 from search_spaces.space import MnasNetSpace
 from search_spaces.specs import ArchSpec
 
+from .build import VALIDATION_SEED, validation_actions
+from .keys import arch_onnx, canary_onnx
+from .predictors import FlopsPredictor, LutPredictor
 from .table import LatencyTable
 
 #: Seed offset for validation samples (table builds use small seeds for calibration samples).
-VALIDATION_SEED = 1_000_003
 METRICS = ("mape", "within_5pct", "within_10pct", "kendall_tau", "spearman_rho")
 
 
@@ -45,31 +47,10 @@ def fidelity(predicted: Sequence[float], measured: Sequence[float]) -> dict[str,
             "spearman_rho": float(rho) if np.isfinite(rho) else 0.0}
 
 
-def validation_actions(space: MnasNetSpace, n: int, seed: int = VALIDATION_SEED,
-                       exclude: Sequence[Sequence[int]] = ()) -> list[list[int]]:
-    """`n` distinct random architectures (as actions), none of them in `exclude`."""
-    if not isinstance(n, int) or n < 2:
-        raise ValueError(f"--samples: need at least 2 architectures to compare, got {n!r}")
-    seen = {tuple(a) for a in exclude}
-    rng = np.random.default_rng(seed)
-    out: list[list[int]] = []
-    for _ in range(100 * n):
-        actions = space.sample_actions(rng)
-        if tuple(actions) not in seen:
-            seen.add(tuple(actions))
-            out.append(actions)
-            if len(out) == n:
-                return out
-    raise ValueError(f"the search space has fewer than {n} architectures outside the table's "
-                     "calibration samples; use fewer --samples")
-
-
 def measure_archs(space: MnasNetSpace, archs: Sequence[ArchSpec], profiler: Any, *,
                   group: int = 8, on_group: Callable[[int], None] | None = None
                   ) -> list[Any]:
     """End-to-end `Measurement`s, timed round-robin in groups of `group` architectures."""
-    from .build import arch_onnx
-
     out: list[Any] = []
     for start in range(0, len(archs), group):
         graphs = [arch_onnx(space, a) for a in archs[start:start + group]]
@@ -118,8 +99,6 @@ def canary_ms(table: LatencyTable) -> float | None:
 def canary_ratio(space: MnasNetSpace, table: LatencyTable, profiler: Any) -> float | None:
     """The fixed canary network now vs during the build (> 1: the machine is slower now);
     None when the table was built without a canary."""
-    from .build import canary_onnx
-
     then = canary_ms(table)
     if then is None:
         return None
@@ -136,17 +115,16 @@ def measured_here(table: LatencyTable) -> bool:
             and "bundle_id" not in prov)
 
 
-def reanchor(space: MnasNetSpace, table: LatencyTable, profiler: Any = None
+def reanchor(space: MnasNetSpace, table: LatencyTable, profiler: Any
              ) -> dict[str, Any] | None:
-    """Re-time the table's canary now (about a second) with the table's profiler settings:
-    the factor to scale predictions by (canary now / at build), or None without a canary."""
-    from . import make_profiler
-
+    """Re-time the table's canary now (about a second) with `profiler` (the table's profiler
+    settings): the factor to scale predictions by (canary now / at build), or None without a
+    canary."""
     then = canary_ms(table)
     if then is None:
         return None
     started = time.time()
-    ratio = canary_ratio(space, table, profiler or make_profiler(table.provenance.get("profiler")))
+    ratio = canary_ratio(space, table, profiler)
     return {"factor": ratio, "canary_ms_build": then, "canary_ms_now": ratio * then,
             "seconds": round(time.time() - started, 1)}
 
@@ -157,8 +135,6 @@ def score_interleaved(space: MnasNetSpace, table: LatencyTable, lut: Any = None,
     its entries and calibration samples (same minutes, same machine state; never fitted on);
     None when the table has none (`latency.build.validation_samples`). `lut`/`flops`: the
     table's predictors, when the caller has them already."""
-    from .predictors import FlopsPredictor, LutPredictor
-
     if len(table.validation) < 2:
         return None
     lut = lut or LutPredictor(space, table)
@@ -180,8 +156,6 @@ def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: i
     large sample, so one burst of load from elsewhere hits one timing of each) and keeps the
     best (`min` statistic) or the median, as the table build does with its passes."""
     from mnas.progress import progress_bar
-
-    from .predictors import FlopsPredictor, LutPredictor
 
     if not isinstance(sweeps, int) or isinstance(sweeps, bool) or sweeps < 1:
         raise ValueError(f"--sweeps: expected an integer >= 1, got {sweeps!r}")

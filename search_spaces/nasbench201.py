@@ -14,6 +14,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from mnas.config.loader import load_section
+
 from .space import Decision
 
 #: The benchmark's op names, in its own order (index i is action i).
@@ -86,10 +88,8 @@ class NasBench201Space:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "NasBench201Space":
-        for key in dict(data or {}):
-            raise ValueError(f"search_space.{key}: unknown key (the nasbench201 space has no "
-                             "settings besides name)")
-        return cls()
+        """The `search_space` settings (none besides `name`), checked by the config loader."""
+        return load_section(cls, data, "search_space")
 
     def to_dict(self) -> dict[str, Any]:
         return {}

@@ -19,6 +19,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from mnas.config.loader import check, load_section
+
 from .blockstrings import decode_block, encode_block
 from .space import Decision
 from .specs import ArchSpec, BlockSpec
@@ -146,19 +148,12 @@ class OfaMobileNetV3Space:
                               ("depths", (2, 3, 4)),
                               ("resolutions", (160, 176, 192, 208, 224))):
             object.__setattr__(self, name, _choices(name, getattr(self, name), allowed))
-        if not isinstance(self.num_classes, int) or self.num_classes < 1:
-            raise ValueError(f"search_space.num_classes: expected an integer >= 1, got "
-                             f"{self.num_classes!r}")
+        check(self.num_classes >= 1, "num_classes", "an integer >= 1", self.num_classes)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "OfaMobileNetV3Space":
-        data = dict(data or {})
-        known = ("kernels", "expands", "depths", "resolutions", "num_classes")
-        for key in data:
-            if key not in known:
-                raise ValueError(f"search_space.{key}: unknown key (expected one of "
-                                 f"{', '.join(known)})")
-        return cls(**data)
+        """The `search_space` settings, checked by the config loader."""
+        return load_section(cls, data, "search_space")
 
     def to_dict(self) -> dict[str, Any]:
         return {"kernels": list(self.kernels), "expands": list(self.expands),

@@ -36,8 +36,6 @@ def create_space(data: Mapping[str, Any] | None) -> Any:
     """A space from its `search_space` mapping (`name` plus that space's own settings)."""
     name = space_name(data)
     settings = {k: v for k, v in (data or {}).items() if k != "name"}
-    if name == "mnasnet":
-        return MnasNetSpace.from_dict(settings)
     return SPACES[name].from_dict(settings)
 
 

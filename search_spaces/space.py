@@ -11,10 +11,12 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from mnas.config.loader import load_section
 
 from .blockstrings import decode_arch, encode_arch
 from .reference import round_filters
@@ -92,9 +94,10 @@ class MnasNetSpace:
     def __post_init__(self) -> None:
         for name in _CHOICE_FIELDS:
             object.__setattr__(self, name, _choices(name, getattr(self, name)))
-        object.__setattr__(self, "base", tuple(
-            b if isinstance(b, BaseBlock) else _base_block(b, i) for i, b in enumerate(self.base)))
         for i, b in enumerate(self.base):
+            if not isinstance(b, BaseBlock):
+                raise ValueError(f"search_space.base[{i}]: expected a BaseBlock, got {b!r} (build "
+                                 "a space from plain data with `MnasNetSpace.from_dict`)")
             if b.stride not in (1, 2):
                 raise ValueError(f"search_space.base[{i}].stride: must be 1 or 2, got {b.stride}")
         for op in self.ops:
@@ -130,21 +133,9 @@ class MnasNetSpace:
     # -- construction from plain data -------------------------------------------------------
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "MnasNetSpace":
-        """Build from YAML-style data; unknown keys are errors naming the key."""
-        if data is not None and not isinstance(data, Mapping):
-            raise ValueError(f"search_space: expected a mapping of settings, got {data!r}")
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        for key in data:
-            if key not in known:
-                raise ValueError(f"search_space.{key}: unknown key (expected one of "
-                                 f"{', '.join(sorted(known))})")
-        if "base" in data:
-            base = data["base"]
-            if not isinstance(base, (list, tuple)):
-                raise ValueError("search_space.base: expected a list of blocks")
-            data["base"] = tuple(_base_block(b, i) for i, b in enumerate(base))
-        return cls(**data)
+        """Build from YAML-style data with the config loader (the `search_space` section of an
+        experiment): unknown keys and wrong types are errors naming the key."""
+        return load_section(cls, data, "search_space")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -279,27 +270,6 @@ def _check_each(name: str, values: Sequence[Any], ok: Any, expected: str) -> Non
     for value in values:
         if not ok(value):
             raise ValueError(f"search_space.{name}: {value!r} is not {expected}")
-
-
-def _base_block(data: Any, index: int) -> BaseBlock:
-    if isinstance(data, BaseBlock):
-        return data
-    if not isinstance(data, Mapping):
-        raise ValueError(f"search_space.base[{index}]: expected a mapping with kernel, stride, "
-                         "expansion, filters, layers")
-    known = {f.name for f in fields(BaseBlock)}
-    for key in data:
-        if key not in known:
-            raise ValueError(f"search_space.base[{index}].{key}: unknown key")
-    missing = known - set(data)
-    if missing:
-        raise ValueError(f"search_space.base[{index}]: missing {', '.join(sorted(missing))}")
-    for key in known:
-        value = data[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"search_space.base[{index}].{key}: expected a positive integer, "
-                             f"got {value!r}")
-    return BaseBlock(**{k: data[k] for k in known})
 
 
 def layer_resolutions(arch: ArchSpec, input_size: int) -> list[tuple[LayerSpec, int]]:

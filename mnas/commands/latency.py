@@ -35,12 +35,15 @@ def _add_profiler_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--statistic", help="of the timed runs: min (default), median, p25, p10, mean")
 
 
-def _profiler_dict(args: argparse.Namespace, base: Any = None) -> dict[str, Any]:
-    if base is not None and not isinstance(base, dict):
-        raise ValueError(f"latency.kwargs.profiler: expected a mapping, got {base!r}")
-    out = dict(base or {})
-    out.update({k: getattr(args, k) for k in _PROFILER_FLAGS if getattr(args, k) is not None})
-    return out
+def _profiler_config(args: argparse.Namespace, base: Any = None) -> Any:
+    """The config's `ProfilerConfig` (or the defaults) with the profiler flags applied, checked
+    by the config loader like the config itself."""
+    from latency.options import ProfilerConfig
+    from mnas.config.loader import load_section, to_plain
+
+    data = to_plain(base) if base is not None else {}
+    data.update({k: getattr(args, k) for k in _PROFILER_FLAGS if getattr(args, k) is not None})
+    return load_section(ProfilerConfig, data, "latency.kwargs.profiler")
 
 
 def _run_measure(args: argparse.Namespace) -> int:
@@ -51,7 +54,7 @@ def _run_measure(args: argparse.Namespace) -> int:
 
     check_model_size(args.input_size, args.num_classes)
     arch = resolve_arch(args.arch)
-    profiler = make_profiler(_profiler_dict(args))
+    profiler = make_profiler(_profiler_config(args))
     space = MnasNetSpace(input_size=args.input_size, num_classes=args.num_classes)
     m = profiler.measure(arch_onnx(space, arch))
     cfg = profiler.config
@@ -70,19 +73,24 @@ def _config(args: argparse.Namespace) -> Any:
     return load_config(args.config, args.overrides)
 
 
-def _lut_kwargs(config: Any) -> dict[str, Any]:
-    """The lut predictor's kwargs in the config (profiler/build settings live there)."""
-    return dict(config.latency.kwargs) if config.latency.predictor == "lut" else {}
+def _lut_options(config: Any) -> Any:
+    """The lut predictor's options in the config (profiler/build settings live there)."""
+    from latency.options import LutOptions
+
+    kwargs = config.latency.kwargs
+    return kwargs if isinstance(kwargs, LutOptions) else LutOptions()
 
 
-def _build_options(args: argparse.Namespace, kwargs: dict[str, Any]) -> Any:
-    from latency.build import BuildOptions
+def _build_options(args: argparse.Namespace, lut: Any) -> Any:
+    """The config's `BuildOptions` with the build flags applied, checked by the config loader."""
+    from latency.options import BuildOptions
+    from mnas.config.loader import load_section, to_plain
 
-    build = dict(kwargs.get("build") or {})
+    build = to_plain(lut.build)
     for key in ("calibration_samples", "validation_samples", "passes"):
         if getattr(args, key) is not None:
             build[key] = getattr(args, key)
-    return BuildOptions.from_dict(build)
+    return load_section(BuildOptions, build, "latency.kwargs.build")
 
 
 def _run_build(args: argparse.Namespace) -> int:
@@ -101,9 +109,9 @@ def _run_build(args: argparse.Namespace) -> int:
         from latency.bundle import assemble_table
         table = assemble_table(space, args.from_bundle, out)
     else:
-        kwargs = _lut_kwargs(config)
-        profiler = make_profiler(_profiler_dict(args, kwargs.get("profiler")))
-        table = build_table(space, profiler, out, _build_options(args, kwargs),
+        lut = _lut_options(config)
+        profiler = make_profiler(_profiler_config(args, lut.profiler))
+        table = build_table(space, profiler, out, _build_options(args, lut),
                             progress=not args.no_progress)
     cal = table.calibration
     fits = cal.get("fits", {})
@@ -119,15 +127,15 @@ def _run_build(args: argparse.Namespace) -> int:
 
 def _run_bundle(args: argparse.Namespace) -> int:
     from latency.bundle import SCRIPT, write_bundle
-    from latency.profiler import ProfilerConfig
+    from mnas.config.loader import to_plain
 
     config = _config(args)
     if os.path.isfile(args.out):
         raise NotADirectoryError(f"{args.out}: is a file (--out names the bundle directory)")
-    kwargs = _lut_kwargs(config)
-    profiler = ProfilerConfig.from_dict(_profiler_dict(args, kwargs.get("profiler")))
-    manifest = write_bundle(config.space, args.out, _build_options(args, kwargs),
-                            profiler.to_dict(), progress=not args.no_progress)
+    lut = _lut_options(config)
+    profiler = _profiler_config(args, lut.profiler)
+    manifest = write_bundle(config.space, args.out, _build_options(args, lut),
+                            to_plain(profiler), progress=not args.no_progress)
     graphs = manifest["graphs"]
     size = sum(f.stat().st_size for f in Path(args.out).rglob("*.onnx"))
     layers = sum(g["kind"] in ("layer", "stem", "head") for g in graphs)
@@ -141,8 +149,11 @@ def _run_bundle(args: argparse.Namespace) -> int:
 
 def _run_validate(args: argparse.Namespace) -> int:
     from latency import load_table, make_profiler
-    from latency.profiler import ProfilerConfig, cpu_model, onnxruntime_version
-    from latency.validate import VALIDATION_SEED, format_report, validate
+    from latency.build import VALIDATION_SEED
+    from latency.options import ProfilerConfig
+    from latency.profiler import cpu_model, onnxruntime_version
+    from latency.validate import format_report, validate
+    from mnas.config.loader import load_section
 
     config = _config(args)
     path = args.lut or config.latency.table
@@ -157,8 +168,8 @@ def _run_validate(args: argparse.Namespace) -> int:
     table = load_table(path)
     table.check_space(config.space)
     prov = table.provenance
-    profiler = make_profiler(ProfilerConfig.from_dict(prov.get("profiler"),
-                                                      f"{path}: provenance.profiler"))
+    profiler = make_profiler(load_section(ProfilerConfig, prov.get("profiler"),
+                                          f"{path}: provenance.profiler"))
     here = {"cpu": cpu_model(), "onnxruntime": onnxruntime_version()}
     for key, now in here.items():
         if prov.get(key) != now:

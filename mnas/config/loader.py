@@ -1,11 +1,18 @@
-"""A small generic loader: plain YAML data -> nested frozen dataclasses, driven by type hints.
+"""The one config loader: plain YAML data -> nested frozen dataclasses, driven by type hints.
 
-Why generic: every config section (ours and `mnas.training.trainer.TrainConfig`/`mnas.training.data.DataConfig`)
-gets identical checks and one-line errors naming the key path, and adding a field to a dataclass
-is all it takes to make it configurable. Supported hints: str, int, float (ints and numeric text
-such as `1e-5`, which YAML 1.1 reads as a string, are accepted), bool, None, Optional/`X | None`,
-Literal, tuple[X, ...], tuple[X, Y], list[X], dict/Mapping[str, X], Any and nested dataclasses.
-Value constraints (> 0 etc.) live in each dataclass's `__post_init__`.
+Why generic: every config section, wherever its dataclass lives (the experiment sections in
+`mnas.config.schema`, `TrainConfig`/`DataConfig`, the search space, each controller's options,
+the latency predictors' options, profiler and build options), gets identical checks and one-line
+errors naming the key path, and adding a field to a dataclass is all it takes to make it
+configurable. Supported hints: str, int, float (ints and numeric text such as `1e-5`, which YAML
+1.1 reads as a string, are accepted), bool, None, Optional/`X | None`, Literal, tuple[X, ...],
+tuple[X, Y], list[X], dict/Mapping[str, X], Any and nested dataclasses; a field whose schema
+depends on a sibling's value (`latency.kwargs` on `latency.predictor`) says so with `chosen_by`.
+
+Types are checked here and nowhere else. Value constraints (> 0 etc.) live in each dataclass's
+`__post_init__`, once; they raise `ConfigError(key, expected, value)` naming the field, and the
+loader puts the section's key path in front. This module imports nothing of the project, so
+every package can declare its options with it.
 """
 from __future__ import annotations
 
@@ -21,6 +28,31 @@ _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
+
+
+class ConfigError(ValueError):
+    """A value a dataclass's `__post_init__` rejects: `key` is the field (relative to the
+    dataclass; the loader prefixes the section's path)."""
+
+    def __init__(self, key: str, expected: str, value: Any) -> None:
+        super().__init__(f"{key}: expected {expected}, got {value!r}")
+        self.key, self.expected, self.value = key, expected, value
+
+    def under(self, where: str) -> "ConfigError":
+        return ConfigError(_join(where, self.key), self.expected, self.value)
+
+
+def check(ok: bool, key: str, expected: str, value: Any) -> None:
+    """`ConfigError(key, expected, value)` unless `ok`: the one way sections state a constraint."""
+    if not ok:
+        raise ConfigError(key, expected, value)
+
+
+def chosen_by(sibling: str, schemas: Mapping[Any, type], otherwise: Any = Any
+               ) -> dict[str, Any]:
+    """Field metadata: the field is a mapping whose dataclass is `schemas[<sibling's value>]`;
+    for values not in `schemas` it has type `otherwise` (e.g. a free-form dict for user code)."""
+    return {"chosen_by": (sibling, schemas, otherwise)}
 
 
 def _fail(where: str, expected: str, value: Any) -> ValueError:
@@ -159,9 +191,24 @@ def dataclass_from_data(cls: type, data: Any, where: str = "") -> Any:
         if name not in data and f.default is dataclasses.MISSING \
                 and f.default_factory is dataclasses.MISSING:
             raise ValueError(f"{_join(where, name)}: required key missing")
-    values = {key: convert(hints[key], value, _join(where, key)) for key, value in data.items()}
+    chosen = {k: f.metadata["chosen_by"] for k, f in known.items() if "chosen_by" in f.metadata}
+    values = {key: convert(hints[key], value, _join(where, key)) for key, value in data.items()
+              if key not in chosen}
+    for key, (sibling, schemas, otherwise) in chosen.items():
+        selector = values.get(sibling, known[sibling].default)
+        if selector in schemas:
+            values[key] = dataclass_from_data(schemas[selector], data.get(key), _join(where, key))
+        elif key in data:
+            values[key] = convert(otherwise, data[key], _join(where, key))
+    return construct(cls, values, where)
+
+
+def construct(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
+    """`cls(**values)` with its `__post_init__` errors put under the key path `where`."""
     try:
         return cls(**values)
+    except ConfigError as exc:
+        raise exc.under(where) from None
     except ValueError as exc:
         message = str(exc)
         if where and not message.startswith(where):
@@ -169,8 +216,13 @@ def dataclass_from_data(cls: type, data: Any, where: str = "") -> Any:
         raise ValueError(message) from None
 
 
+#: The public name of the loader's entry point, for sections loaded on their own.
+load_section = dataclass_from_data
+
+
 def to_plain(value: Any) -> Any:
-    """Dataclasses -> dicts, tuples -> lists, recursively (YAML/JSON-ready data)."""
+    """Dataclasses -> dicts, tuples -> lists, recursively (YAML/JSON-ready data): what
+    `load_section` turns back into the same dataclass."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):

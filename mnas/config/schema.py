@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import inspect
 import json
 import os
 import re
@@ -23,10 +22,12 @@ from typing import Any, Iterable, Literal, Mapping
 
 import yaml
 
-from latency import BUILTIN_PREDICTORS
-from mnas.config.loader import apply_overrides, dataclass_from_data, to_plain
+from controllers import CONTROLLERS, BandOptions, EvolutionOptions, RNNOptions
+from latency.options import BUILTIN_PREDICTORS, PREDICTOR_OPTIONS
+from mnas.config.loader import (apply_overrides, check, chosen_by, dataclass_from_data,
+                                to_plain)
 from mnas.config.safe_yaml import safe_load
-from mnas.evaluation import BUILTIN_EVALUATORS
+from mnas.evaluation import BUILTIN_EVALUATORS, EVALUATOR_OPTIONS
 from mnas.fileio import atomic_write_text
 from mnas.config.experiments import QUICKSTART
 from mnas.reward import resolve_weights
@@ -49,122 +50,51 @@ SEARCH_RESUME_MUTABLE: tuple[str, ...] = ("name", "budget.children", "ray", "out
 
 #: `name` + "-YYYYmmdd-HHMMSS" must fit a file name (255 bytes on common file systems).
 MAX_NAME_BYTES = 200
-#: Larger controllers do not fit in memory (hidden_size 1e8 is 8e16 weights).
-MAX_HIDDEN_SIZE = 4096
 _DOTTED = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
-def _check(ok: bool, key: str, expected: str, value: object) -> None:
-    if not ok:
-        raise ValueError(f"{key}: expected {expected}, got {value!r}")
-
-
-def _int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _num(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _controller_default(name: str) -> Any:
-    """The controllers' own default for option `name`: one source of truth for both."""
-    from controllers import CONTROLLERS
-    for cls in CONTROLLERS.values():
-        param = inspect.signature(cls.__init__).parameters.get(name)
-        if param is not None and param.default is not inspect.Parameter.empty:
-            return param.default
-    raise KeyError(name)
+@dataclass(frozen=True)
+class _ControllerName:
+    name: str = "rnn"
 
 
 @dataclass(frozen=True)
-class ControllerConfig:
-    """Which controller proposes architectures, and its settings. Defaults are the controllers'
-    own (`controllers.create_controller`; lr and entropy weight are higher than NASNet's 0.00035
-    and 1e-5 because our searches sample hundreds, not thousands, of children: the ImageNet
-    config sets the paper's values).
-
-    `rnn` uses `algorithm` ... `ppo_clip`; `constrained_random` uses `band`/`max_tries`;
-    `evolution` uses `population_size`/`sample_size` (tournament size); `random` uses none.
-    `band` is [lo, hi] as fractions of `latency.target_ms`.
+class ControllerConfig(EvolutionOptions, BandOptions, RNNOptions, _ControllerName):
+    """Which controller proposes architectures (`name`, one of `controllers.CONTROLLERS`), and
+    the options of every controller, flat under `controller:`; each controller's options are
+    declared once, by its own `Options` dataclass (`RNNOptions`, `BandOptions`,
+    `EvolutionOptions`), with their defaults and ranges. The RNN's lr and entropy weight are higher than NASNet's 0.00035 and
+    1e-5 because our searches sample hundreds, not thousands, of children: the ImageNet config
+    sets the paper's values. `band` is [lo, hi] as fractions of `latency.target_ms`.
     """
 
-    name: Literal["rnn", "random", "constrained_random", "evolution"] = "rnn"
-    algorithm: Literal["reinforce", "ppo"] = _controller_default("algorithm")
-    hidden_size: int = _controller_default("hidden_size")
-    lr: float = _controller_default("lr")
-    entropy_weight: float = _controller_default("entropy_weight")
-    baseline_decay: float = _controller_default("baseline_decay")
-    temperature: float = _controller_default("temperature")
-    tanh_constant: float | None = _controller_default("tanh_constant")
-    ppo_epochs: int = _controller_default("ppo_epochs")
-    ppo_clip: float = _controller_default("ppo_clip")
-    advantage: Literal["baseline", "risk_seeking"] = _controller_default("advantage")
-    top_fraction: float = _controller_default("top_fraction")
-    rank_window: int = _controller_default("rank_window")
-    band: tuple[float, float] = tuple(_controller_default("band"))
-    max_tries: int = _controller_default("max_tries")
-    population_size: int = _controller_default("population_size")
-    sample_size: int = _controller_default("sample_size")
-
     def __post_init__(self) -> None:
-        for key in ("hidden_size", "ppo_epochs", "max_tries", "population_size", "sample_size",
-                    "rank_window"):
-            value = getattr(self, key)
-            _check(_num(value) and value > 0, f"controller.{key}", "an integer > 0", value)
-        _check(self.hidden_size <= MAX_HIDDEN_SIZE, "controller.hidden_size",
-               f"an integer <= {MAX_HIDDEN_SIZE} (the LSTM has 8 x hidden_size^2 weights)",
-               self.hidden_size)
-        for key in ("lr", "temperature", "ppo_clip"):
-            value = getattr(self, key)
-            _check(_num(value) and value > 0, f"controller.{key}", "a number > 0", value)
-        _check(_num(self.entropy_weight) and self.entropy_weight >= 0,
-               "controller.entropy_weight", "a number >= 0", self.entropy_weight)
-        _check(_num(self.baseline_decay) and 0 <= self.baseline_decay < 1,
-               "controller.baseline_decay", "a number in [0, 1)", self.baseline_decay)
-        _check(_num(self.top_fraction) and 0 < self.top_fraction <= 1,
-               "controller.top_fraction", "a number in (0, 1]", self.top_fraction)
-        _check(self.tanh_constant is None or (_num(self.tanh_constant) and self.tanh_constant > 0),
-               "controller.tanh_constant", "a number > 0 or null", self.tanh_constant)
-        band = tuple(self.band)
-        _check(len(band) == 2 and all(_num(b) for b in band) and 0 < band[0] <= band[1],
-               "controller.band", "[lo, hi] with 0 < lo <= hi", self.band)
-        object.__setattr__(self, "band", (float(band[0]), float(band[1])))
-        _check(self.sample_size <= self.population_size, "controller.sample_size",
-               f"an integer <= population_size ({self.population_size})", self.sample_size)
-
-    def factory_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments `controllers.create_controller` takes for this `name`."""
-        if self.name == "rnn":
-            keys = ("algorithm", "hidden_size", "lr", "entropy_weight", "baseline_decay",
-                    "temperature", "tanh_constant", "ppo_epochs", "ppo_clip", "advantage",
-                    "top_fraction", "rank_window")
-        elif self.name == "constrained_random":
-            keys = ("band", "max_tries")
-        elif self.name == "evolution":
-            keys = ("population_size", "sample_size")
-        else:
-            keys = ()
-        return {k: getattr(self, k) for k in keys}
+        check(self.name in CONTROLLERS, "name", f"one of {', '.join(CONTROLLERS)}", self.name)
+        RNNOptions.__post_init__(self)
+        BandOptions.__post_init__(self)
+        EvolutionOptions.__post_init__(self)
 
 
 @dataclass(frozen=True)
 class LatencyConfig:
-    """How LAT(m) is obtained: `predictor` is lut | measured | flops | "pkg.module:Name" (your own
-    class, imported only because the config names it); `kwargs` go to its constructor; `table` is
-    the lookup-table file (lut); `target_ms` is T in the reward."""
+    """How LAT(m) is obtained: `predictor` is lut | measured | flops | csv_column | ofa_yaml |
+    proxyless_yaml | "pkg.module:Name" (your own class, imported only because the config names
+    it); `kwargs` are the built-in predictor's options (`latency.options.PREDICTOR_OPTIONS`) or
+    a mapping for your class's constructor (your code checks it); `table` is the lookup-table
+    file (lut) or the imported table; `target_ms` is T in the reward."""
 
     predictor: str = "lut"
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    # typed by `predictor` (the loader picks the dataclass); Any for a custom class's mapping
+    kwargs: Any = field(default_factory=dict, metadata=chosen_by(
+        "predictor", PREDICTOR_OPTIONS, otherwise=dict[str, Any]))
     table: str | None = None
     target_ms: float = 75.0
 
     def __post_init__(self) -> None:
-        _check(self.predictor in BUILTIN_PREDICTORS or bool(_DOTTED.fullmatch(self.predictor)),
-               "latency.predictor",
-               f"one of {', '.join(BUILTIN_PREDICTORS)} or 'pkg.module:Name'", self.predictor)
-        _check(_num(self.target_ms) and self.target_ms > 0, "latency.target_ms", "a number > 0",
-               self.target_ms)
+        check(self.predictor in BUILTIN_PREDICTORS or bool(_DOTTED.fullmatch(self.predictor)),
+              "predictor", f"one of {', '.join(BUILTIN_PREDICTORS)} or 'pkg.module:Name'",
+              self.predictor)
+        check(self.target_ms > 0, "target_ms", "a number > 0", self.target_ms)
 
 
 @dataclass(frozen=True)
@@ -172,17 +102,20 @@ class EvaluatorConfig:
     """How a child's accuracy is obtained: `name` is train (brief training on Ray workers, the
     default) | table (a CSV column: `path`, `column`) | ofa_predictor (OFA's accuracy MLP:
     `path` to acc_predictor.npz) | "pkg.module:Name" (your own class, imported only because the
-    config names it). `kwargs` go to its constructor (table: key_column, percent)."""
+    config names it). `kwargs` are the built-in evaluator's options
+    (`mnas.evaluation.EVALUATOR_OPTIONS`; table: key_column, percent) or a mapping for your
+    class's constructor."""
 
     name: str = "train"
     path: str | None = None
     column: str | None = None
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    # typed by `name` (the loader picks the dataclass); Any for a custom class's mapping
+    kwargs: Any = field(default_factory=dict, metadata=chosen_by(
+        "name", EVALUATOR_OPTIONS, otherwise=dict[str, Any]))
 
     def __post_init__(self) -> None:
-        _check(self.name in BUILTIN_EVALUATORS or bool(_DOTTED.fullmatch(self.name)),
-               "evaluator.name", f"one of {', '.join(BUILTIN_EVALUATORS)} or 'pkg.module:Name'",
-               self.name)
+        check(self.name in BUILTIN_EVALUATORS or bool(_DOTTED.fullmatch(self.name)),
+              "name", f"one of {', '.join(BUILTIN_EVALUATORS)} or 'pkg.module:Name'", self.name)
 
 
 @dataclass(frozen=True)
@@ -222,14 +155,14 @@ class RayConfig:
     child_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
-        _check(self.workers >= 0, "ray.workers", "an integer >= 0 (0 = auto)", self.workers)
-        _check(self.cpus_per_child > 0, "ray.cpus_per_child", "a number > 0", self.cpus_per_child)
+        check(self.workers >= 0, "workers", "an integer >= 0 (0 = auto)", self.workers)
+        check(self.cpus_per_child > 0, "cpus_per_child", "a number > 0", self.cpus_per_child)
         gpus = self.gpus_per_child
-        _check(gpus >= 0 and (gpus <= 1 or float(gpus).is_integer()), "ray.gpus_per_child",
-               "a number >= 0 (a fraction of one GPU, or whole GPUs)", gpus)
-        _check(self.retries >= 0, "ray.retries", "an integer >= 0", self.retries)
-        _check(self.child_timeout_s is None or self.child_timeout_s > 0, "ray.child_timeout_s",
-               "a number > 0 or null", self.child_timeout_s)
+        check(gpus >= 0 and (gpus <= 1 or float(gpus).is_integer()), "gpus_per_child",
+              "a number >= 0 (a fraction of one GPU, or whole GPUs)", gpus)
+        check(self.retries >= 0, "retries", "an integer >= 0", self.retries)
+        check(self.child_timeout_s is None or self.child_timeout_s > 0, "child_timeout_s",
+              "a number > 0 or null", self.child_timeout_s)
 
 
 @dataclass(frozen=True)
@@ -240,8 +173,8 @@ class BudgetConfig:
     batch: int = 8
 
     def __post_init__(self) -> None:
-        _check(self.children > 0, "budget.children", "an integer > 0", self.children)
-        _check(self.batch > 0, "budget.batch", "an integer > 0", self.batch)
+        check(self.children > 0, "children", "an integer > 0", self.children)
+        check(self.batch > 0, "batch", "an integer > 0", self.batch)
 
 
 @dataclass(frozen=True)
@@ -272,25 +205,17 @@ class ExperimentConfig:
     supernet: SupernetConfig = field(default_factory=SupernetConfig)
 
     def __post_init__(self) -> None:
-        _check(bool(self.name) and "/" not in self.name and self.name not in (".", "..")
-               and self.name.isprintable() and len(self.name.encode()) <= MAX_NAME_BYTES, "name",
-               f"a non-empty name without '/' or control characters, at most "
-               f"{MAX_NAME_BYTES} bytes (it names the run directory)", self.name)
-        _check(_int(self.seed) and 0 <= self.seed <= MAX_SEED, "seed",
-               f"an integer in [0, {MAX_SEED}]", self.seed)
-        try:
-            space = create_space(self.search_space)
-        except (TypeError, AttributeError) as exc:
-            raise ValueError(f"search_space: {exc}") from None
-        object.__setattr__(self, "search_space", space_to_dict(space))
+        check(bool(self.name) and "/" not in self.name and self.name not in (".", "..")
+              and self.name.isprintable() and len(self.name.encode()) <= MAX_NAME_BYTES, "name",
+              f"a non-empty name without '/' or control characters, at most "
+              f"{MAX_NAME_BYTES} bytes (it names the run directory)", self.name)
+        check(0 <= self.seed <= MAX_SEED, "seed", f"an integer in [0, {MAX_SEED}]", self.seed)
+        # each space's settings go through the config loader (`from_dict`), under `search_space`
+        object.__setattr__(self, "search_space", space_to_dict(create_space(self.search_space)))
 
     @property
     def space(self) -> Any:
         return create_space(self.search_space)
-
-
-#: `--set` keys under `search_space` are checked by the selected space itself (each has its own).
-_FIELD_SCHEMAS: dict[str, type] = {}
 
 
 def parse_overrides(items: Iterable[str]) -> list[tuple[str, Any]]:
@@ -325,7 +250,7 @@ def config_from_dict(data: Mapping[str, Any], *, overrides: Iterable[str] = (),
     """Build an ExperimentConfig from plain data (+ `--set` overrides); paths resolved against
     `base_dir` (default: the CWD). Errors are ValueErrors naming the key path."""
     raw = copy.deepcopy(dict(data)) if data else {}
-    apply_overrides(raw, parse_overrides(overrides), ExperimentConfig, _FIELD_SCHEMAS)
+    apply_overrides(raw, parse_overrides(overrides), ExperimentConfig)
     config = dataclass_from_data(ExperimentConfig, raw, "")
     # Resolve paths on the validated config, so defaults (e.g. output.dir) are resolved too.
     resolved = to_plain(config)

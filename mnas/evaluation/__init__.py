@@ -12,8 +12,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from mnas.config.loader import load_section
+from mnas.plugins import load_plugin
+
 #: Evaluators built in (besides "pkg.module:Name").
 BUILTIN_EVALUATORS: tuple[str, ...] = ("train", "table", "ofa_predictor")
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """`evaluator.kwargs` of an evaluator that takes none (train, ofa_predictor)."""
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """`evaluator.kwargs` of the `table` evaluator: the CSV column keying rows by architecture
+    string, and whether accuracies are percentages (divided by 100) or fractions."""
+
+    key_column: str = "arch"
+    percent: bool = True
+
+
+#: The kwargs dataclass of each built-in evaluator (the config loader checks `evaluator.kwargs`
+#: against it; a custom evaluator's kwargs stay a free mapping its own code checks).
+EVALUATOR_OPTIONS: dict[str, type] = {"train": NoOptions, "table": TableOptions,
+                                      "ofa_predictor": NoOptions}
 
 
 @dataclass(frozen=True)
@@ -46,31 +69,37 @@ def is_remote(evaluator: Any) -> bool:
 
 
 def create_evaluator(name: str, *, space: Any, path: str | None = None,
-                     column: str | None = None, train_config: Any = None,
+                     column: str | None = None, train_config: Any = None, options: Any = None,
                      **kwargs: Any) -> Evaluator:
-    """An evaluator by name (see the module docstring). Every error on user input is one
+    """An evaluator by name (see the module docstring). A built-in one takes its
+    `EVALUATOR_OPTIONS` dataclass as `options` (what the config's `evaluator.kwargs` holds) or
+    its fields as keywords (checked by the config loader). Every error on user input is one
     ValueError starting with the config key (`evaluator.path: ...`)."""
+    if name in EVALUATOR_OPTIONS and not isinstance(options, EVALUATOR_OPTIONS[name]):
+        options = load_section(EVALUATOR_OPTIONS[name], dict(options or {}, **kwargs),
+                               "evaluator.kwargs")
+    elif kwargs and options is not None:
+        raise TypeError("pass evaluator options either as `options` or as keywords")
     if name == "train":
         from search_spaces.space import MnasNetSpace
 
         from .train import TrainEvaluator
-        _no_options(name, path=path, column=column, **kwargs)
+        _no_options(name, path=path, column=column)
         if not isinstance(space, MnasNetSpace):
             raise ValueError("evaluator.name: 'train' trains mnasnet-space children; for this "
                              "space use table, ofa_predictor or your own evaluator")
         return TrainEvaluator(train_config, num_classes=getattr(space, "num_classes", None))
     if name == "table":
         from .table import TableEvaluator
-        return TableEvaluator(space, path, column, **_known(name, kwargs, ("key_column",
-                                                                           "percent")))
+        return TableEvaluator(space, path, column, key_column=options.key_column,
+                              percent=options.percent)
     if name == "ofa_predictor":
         from .ofa_predictor import OfaPredictorEvaluator
-        _no_options(name, column=column, **kwargs)
+        _no_options(name, column=column)
         return OfaPredictorEvaluator(space, path)
     if ":" in name:
-        from mnas.plugins import load_plugin
-        options = dict(kwargs, space=space, path=path, column=column)
-        return load_plugin(name, key="evaluator.name", kwargs=options,
+        plugin_kwargs = dict(options or {}, **kwargs, space=space, path=path, column=column)
+        return load_plugin(name, key="evaluator.name", kwargs=plugin_kwargs,
                            optional=("space", "path", "column"),
                            fits=lambda obj: callable(getattr(obj, "evaluate", None)),
                            contract="Evaluator (needs evaluate(arch) -> EvalResult)")
@@ -81,16 +110,7 @@ def create_evaluator(name: str, *, space: Any, path: str | None = None,
 def _no_options(name: str, **options: Any) -> None:
     for key, value in options.items():
         if value is not None:
-            where = f"evaluator.{key}" if key in ("path", "column") else f"evaluator.kwargs.{key}"
-            raise ValueError(f"{where}: not used by evaluator {name!r}")
-
-
-def _known(name: str, kwargs: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
-    for key in kwargs:
-        if key not in allowed:
-            raise ValueError(f"evaluator.kwargs.{key}: unknown for evaluator {name!r} (expected "
-                             f"{', '.join(allowed)})")
-    return kwargs
+            raise ValueError(f"evaluator.{key}: not used by evaluator {name!r}")
 
 
 def as_result(value: Any) -> EvalResult:
@@ -108,5 +128,5 @@ def as_result(value: Any) -> EvalResult:
                      "mapping with accuracy and status, or an accuracy number")
 
 
-__all__ = ["BUILTIN_EVALUATORS", "EvalResult", "Evaluator", "as_result", "create_evaluator",
+__all__ = ["BUILTIN_EVALUATORS", "EVALUATOR_OPTIONS", "EvalResult", "Evaluator", "as_result", "create_evaluator",
            "is_remote"]

@@ -17,8 +17,6 @@ class TableEvaluator:
 
     def __init__(self, space: Any, path: str | None, column: str | None, *,
                  key_column: str = "arch", percent: bool = True) -> None:
-        if not isinstance(percent, bool):
-            raise ValueError(f"evaluator.kwargs.percent: expected true or false, got {percent!r}")
         self.space, self.path, self.column = space, path, column
         self.scale = 0.01 if percent else 1.0
         self.table = read_column(path, column, space=space, key_column=key_column,

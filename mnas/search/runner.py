@@ -46,27 +46,20 @@ def check_inputs(config: ExperimentConfig, *, progress: bool = True) -> None:
 
 def create_predictor(config: ExperimentConfig,
                      source: str | os.PathLike[str] | None = None) -> Any:
-    """The configured latency predictor. Every way it can fail on user input (a dotted path that
-    does not import, kwargs it does not take, a missing table or one built for another space)
-    becomes one ValueError naming `source` (the config file) and the key."""
-    from latency import create_predictor as factory
+    """The configured latency predictor. Its options were checked when the config was loaded;
+    what is left to fail is the table (missing, corrupt, built for another space: errors that
+    name the file) and user code named by `latency.predictor` (errors that name the key). Either
+    becomes one ValueError, prefixed with `source` (the config file)."""
+    from latency import TableError, create_predictor as factory
 
     lat = config.latency
     try:
-        return factory(lat.predictor, space=config.space, table=lat.table, **dict(lat.kwargs))
-    except Exception as exc:  # noqa: BLE001 - sorted below; anything else is re-raised
+        return factory(lat.predictor, space=config.space, table=lat.table, options=lat.kwargs)
+    except (ValueError, FileNotFoundError) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if isinstance(exc, (ValueError, FileNotFoundError)):
-            key = "latency.table" if "table" in text else "latency"
-            message = text if text.startswith("latency.") else f"{key}: {text}"
-        elif isinstance(exc, TypeError) and "argument" in text:
-            message = f"latency.kwargs: not accepted by predictor {lat.predictor!r} ({text})"
-        elif ":" in lat.predictor:  # user code named by the config failed
-            message = f"latency.predictor: {lat.predictor!r} raised {type(exc).__name__}: {text}"
-        else:
-            raise  # a bug in mnas, not a config value
-        prefix = f"{source}: " if source is not None else ""
-        raise ValueError(prefix + message) from None
+        if isinstance(exc, TableError):
+            text = f"latency.table: {text}"
+        raise ValueError(f"{source}: {text}" if source is not None else text) from None
 
 
 def create_evaluator(config: ExperimentConfig,
@@ -80,7 +73,7 @@ def create_evaluator(config: ExperimentConfig,
     prefix = f"{source}: " if source is not None else ""
     try:
         return factory(ev.name, space=config.space, path=ev.path, column=ev.column,
-                       train_config=config.child_training, **dict(ev.kwargs))
+                       train_config=config.child_training, options=ev.kwargs)
     except (ValueError, FileNotFoundError) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ValueError(prefix + (text if text.startswith("evaluator.") else
@@ -129,7 +122,7 @@ def create_controller_and_reward(config: ExperimentConfig,
     ctrl = config.controller
     controller = create_controller(ctrl.name, config.space, seed=config.seed,
                                    predictor=predictor, target_ms=config.latency.target_ms,
-                                   **ctrl.factory_kwargs())
+                                   options=ctrl)
     alpha, beta = config.reward.weights
     return controller, RewardSpec(config.latency.target_ms, alpha, beta,
                                   config.reward.failed_reward)

@@ -4,13 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-
-def _fail(key: str, expected: str, value: object) -> None:
-    raise ValueError(f"supernet.{key}: expected {expected}, got {value!r}")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+from mnas.config.loader import check
 
 
 @dataclass(frozen=True)
@@ -39,15 +33,11 @@ class SupernetConfig:
     finetune_steps: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, float)) \
-                or not 0 < self.epochs < float("inf"):
-            _fail("epochs", "a finite number > 0", self.epochs)
-        if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float))
-                                    or not 0 < self.lr < float("inf")):
-            _fail("lr", "a finite number > 0 or null", self.lr)
-        if not _is_int(self.recalibration_batches) or self.recalibration_batches < 1:
-            _fail("recalibration_batches", "an integer >= 1", self.recalibration_batches)
-        if self.val_images is not None and (not _is_int(self.val_images) or self.val_images < 1):
-            _fail("val_images", "an integer >= 1 or null", self.val_images)
-        if not _is_int(self.finetune_steps) or self.finetune_steps < 0:
-            _fail("finetune_steps", "an integer >= 0", self.finetune_steps)
+        check(0 < self.epochs < float("inf"), "epochs", "a finite number > 0", self.epochs)
+        check(self.lr is None or 0 < self.lr < float("inf"), "lr", "a finite number > 0 or null",
+              self.lr)
+        check(self.recalibration_batches >= 1, "recalibration_batches", "an integer >= 1",
+              self.recalibration_batches)
+        check(self.val_images is None or self.val_images >= 1, "val_images",
+              "an integer >= 1 or null", self.val_images)
+        check(self.finetune_steps >= 0, "finetune_steps", "an integer >= 0", self.finetune_steps)

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from controllers import (ConstrainedRandomController, RandomController, RNNController,
+from controllers import (ConstrainedRandomController, RandomController, RNNController, RNNOptions,
                          controller_options, create_controller)
 
 
@@ -105,13 +105,15 @@ def test_factory_errors_name_the_problem(space, predictor):
         create_controller("constrained_random", space, predictor=predictor)
 
 
-def test_factory_treats_none_as_default(space):
-    """A config object may pass every field it has; None means "not set"."""
-    everything = {k: None for k in controller_options("rnn") + controller_options(
-        "constrained_random")}
-    rnn = create_controller("rnn", space, **everything)
-    assert rnn.lr == RNNController(space).lr and rnn.tanh_constant is None
-    assert type(create_controller("random", space, **everything)) is RandomController
+def test_factory_takes_an_options_object(space):
+    """The experiment config's `controller` section carries every controller's options: each
+    controller reads its own from it."""
+    from mnas.config.schema import ControllerConfig
+
+    section = ControllerConfig(lr=0.02, band=(0.5, 0.9))
+    rnn = create_controller("rnn", space, options=section)
+    assert rnn.lr == 0.02 and rnn.options == RNNOptions(lr=0.02)
+    assert type(create_controller("random", space, options=section)) is RandomController
     with pytest.raises(ValueError, match="controller.typo"):
         create_controller("random", space, typo=None)
 

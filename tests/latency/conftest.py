@@ -8,9 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 import torch
 
+from latency.keys import Entry, head_key, layer_key, stem_key
+from mnas.config.loader import to_plain
 from search_spaces.space import MnasNetSpace
+from search_spaces.specs import ArchSpec, out_size
 
 TINY: dict[str, Any] = {
     "input_size": 16, "num_classes": 10, "stem_filters": 8, "stem_stride": 1,
@@ -49,10 +53,12 @@ def fast_profiler() -> Any:
 @pytest.fixture(scope="session")
 def tiny_table_path(tmp_path_factory: pytest.TempPathFactory, fast_profiler: Any) -> Path:
     """A complete, calibrated table of the tiny space (built once, read-only for tests)."""
-    from latency.build import BuildOptions, build_table
+    from latency.build import build_table
+    from latency.options import BuildOptions
+    from mnas.config.loader import load_section
     path = tmp_path_factory.mktemp("lut") / "tiny.json"
     build_table(MnasNetSpace.from_dict(TINY), fast_profiler, path,
-                BuildOptions.from_dict(TINY_BUILD), progress=False)
+                load_section(BuildOptions, TINY_BUILD), progress=False)
     return path
 
 
@@ -61,7 +67,7 @@ class FakeProfiler:
     graph (short graphs are names, see test_build's fixture)."""
 
     def __init__(self, tag: str = "fake") -> None:
-        from latency.profiler import ProfilerConfig
+        from latency.options import ProfilerConfig
         self.config = ProfilerConfig(**FAST)
         self.tag = tag
         self.calls: dict[str, int] = {}
@@ -78,7 +84,7 @@ class FakeProfiler:
 
     def provenance(self) -> dict[str, Any]:
         return {"onnxruntime": "fake", "provider": "CPUExecutionProvider", "threads": 1,
-                "cpu": self.tag, "batch": 1, "profiler": self.config.to_dict(),
+                "cpu": self.tag, "batch": 1, "profiler": to_plain(self.config),
                 "date": "2026-01-01T00:00:00Z"}
 
 
@@ -117,3 +123,24 @@ def tiny_config(tmp_path: Path, tiny_dict: dict[str, Any]) -> Path:
 @pytest.fixture
 def tiny_archs(tiny_space: MnasNetSpace) -> list[Any]:
     return sample_archs(tiny_space, 6, seed=3)
+
+
+def arch_entries(arch: ArchSpec, input_size: int, classes: int, in_channels: int = 3
+                 ) -> list[Entry]:
+    """The entries one architecture uses, in network order (stem, layers, head): an oracle
+    walked independently of the predictors' own row cache."""
+    res = out_size(input_size, arch.stem_stride)
+    out = [Entry(stem_key(in_channels, arch.stem_filters, arch.stem_stride, input_size), "stem",
+                 input_size, in_channels, out_filters=arch.stem_filters, stride=arch.stem_stride)]
+    for spec in arch.layers():
+        out.append(Entry(layer_key(spec, res), "layer", res, spec.in_filters, spec=spec))
+        res = out_size(res, spec.stride)
+    last = arch.blocks[-1].out_filters
+    out.append(Entry(head_key(last, arch.head_filters, classes, res), "head", res, last,
+                     out_filters=arch.head_filters, classes=classes))
+    return out
+
+
+@pytest.fixture(name="arch_entries")
+def arch_entries_fixture() -> Any:
+    return arch_entries

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from latency import load_table
-from latency.build import BuildOptions, build_table
+from latency.build import build_table
+from latency.options import BuildOptions
+from mnas.config.loader import load_section
 from latency.keys import space_entries
 from search_spaces.space import MnasNetSpace
 
@@ -78,7 +80,7 @@ class _Jittery:
     from elsewhere), with the `min` or `median` statistic."""
 
     def __init__(self, base: Any, statistic: str) -> None:
-        from latency.profiler import ProfilerConfig
+        from latency.options import ProfilerConfig
         self.base, self.seen = base, {}
         self.config = ProfilerConfig(warmup=1, runs=3, rounds=2, pin=False, statistic=statistic)
 
@@ -156,8 +158,8 @@ def test_build_with_canary_records_it(tmp_path: Path, tiny_space: MnasNetSpace,
                                       ({"validation_samples": 1}, "validation_samples"),
                                       ({"validation_samples": -2}, "validation_samples")])
 def test_build_options_errors(bad: dict[str, Any], key: str) -> None:
-    with pytest.raises(ValueError, match=f"latency.build.{key}"):
-        BuildOptions.from_dict(bad)
+    with pytest.raises(ValueError, match=f"latency.kwargs.build.{key}"):
+        load_section(BuildOptions, bad, "latency.kwargs.build")
 
 
 def test_validation_samples_are_interleaved_and_resumed(
@@ -165,7 +167,8 @@ def test_validation_samples_are_interleaved_and_resumed(
     """Validation architectures are timed between chunks alongside calibration ones (the same
     machine state), are never calibration samples, are what `validate` would pick, and an
     interrupted build times none of them twice."""
-    from latency.validate import VALIDATION_SEED, score_interleaved, validation_actions
+    from latency.build import VALIDATION_SEED, validation_actions
+    from latency.validate import score_interleaved
 
     options = BuildOptions(calibration_samples=6, validation_samples=6, chunk=5, canary=False)
     out = tmp_path / "t.json"
@@ -226,7 +229,7 @@ class _ColdCanary:
 def test_a_cold_first_canary_timing_retries_nothing(tmp_path: Path, tiny_space: MnasNetSpace,
                                                     fake_profiler_cls: type,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from latency.build import canary_onnx
+    from latency.keys import canary_onnx
     monkeypatch.setattr("latency.build.time.sleep", lambda s: None)
     profiler = _ColdCanary(fake_profiler_cls())
     profiler.canary = canary_onnx(tiny_space)

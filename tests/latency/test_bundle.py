@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 from latency import load_table
-from latency.build import BuildOptions, build_table
+from latency.build import build_table
 from latency.keys import space_entries
+from latency.options import BuildOptions
+from mnas.config.loader import load_section, to_plain
 from mnas.cli import main
 from search_spaces.space import MnasNetSpace
 
@@ -103,7 +105,7 @@ class KeyedProfiler:
     """Times a graph as a function of its bytes (the entry key / the actions)."""
 
     def __init__(self) -> None:
-        from latency.profiler import ProfilerConfig
+        from latency.options import ProfilerConfig
         self.config = ProfilerConfig(warmup=1, runs=3, rounds=2, pin=False)
 
     def measure(self, data: bytes) -> Any:
@@ -112,7 +114,7 @@ class KeyedProfiler:
 
     def provenance(self) -> dict[str, Any]:
         return {"onnxruntime": "x", "provider": "CPUExecutionProvider", "threads": 1,
-                "cpu": "x", "batch": 1, "profiler": self.config.to_dict(), "date": "d"}
+                "cpu": "x", "batch": 1, "profiler": to_plain(self.config), "date": "d"}
 
 
 def test_bundle_table_equals_local_build_for_the_same_timings(
@@ -129,11 +131,11 @@ def test_bundle_table_equals_local_build_for_the_same_timings(
         monkeypatch.setattr(module, "entry_onnx", lambda e: e.key.encode())
         monkeypatch.setattr(module, "arch_onnx", arch_bytes)
         monkeypatch.setattr(module, "canary_onnx", lambda space: b"canary")
-    options = BuildOptions.from_dict(dict(tiny_build, validation_samples=4, canary=True))
+    options = load_section(BuildOptions, dict(tiny_build, validation_samples=4, canary=True))
     local = build_table(tiny_space, KeyedProfiler(), tmp_path / "local.json", options,
                         progress=False)
 
-    bundle.write_bundle(tiny_space, tmp_path / "b", options, KeyedProfiler().config.to_dict(),
+    bundle.write_bundle(tiny_space, tmp_path / "b", options, to_plain(KeyedProfiler().config),
                         progress=False)
 
     def measure(run: Any, ids: list[str]) -> list[tuple[float, float, list[float]]]:

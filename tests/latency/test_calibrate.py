@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from latency import create_predictor, load_table
 from latency.calibrate import fit_calibrations, fit_linear
-from latency.keys import arch_entries
 from search_spaces.space import MnasNetSpace
 
 
@@ -42,7 +42,7 @@ def test_fit_calibrations_selects_the_lowest_cv_error() -> None:
     assert set(cal["fits"]) >= {"linear", "linear_layers", "flops"} and cal["samples"] == n
 
 
-def test_raw_lut_is_the_sum_of_table_entries(tiny_space: MnasNetSpace,
+def test_raw_lut_is_the_sum_of_table_entries(arch_entries: Any, tiny_space: MnasNetSpace,
                                              tiny_table_path: Path) -> None:
     """Every architecture of the tiny space (256, more than the cache's first allocation)."""
     table = load_table(tiny_table_path)

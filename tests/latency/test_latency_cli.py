@@ -36,7 +36,7 @@ def test_measure(arch: list[str], capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize("argv, message", [
     (["mnasnet_a9"], "neither a reference name"),
     (["mnasnet_a1", "--input-size", "0"], "--input-size"),
-    (["mnasnet_a1", "--threads", "0"], "latency.profiler.threads"),
+    (["mnasnet_a1", "--threads", "0"], "latency.kwargs.profiler.threads"),
     (["mnasnet_a1", "--provider", "NoSuchProvider"], "'NoSuchProvider' is not available"),
 ])
 def test_measure_bad_input(argv: list[str], message: str,
@@ -91,7 +91,7 @@ def test_build_passes_flag_adds_passes_to_a_finished_table(
     assert {len(s["passes_ms"]) for s in two["samples"]} == {2}
     assert all(two["entries"][k]["passes_ms"][0] == v["ms"] for k, v in one.items())
     assert main(["latency", "build", str(tiny_config), "--out", str(table), "--passes", "0"]) == 2
-    assert "latency.build.passes: expected an integer >= 1, got 0" in _error_line(capsys)
+    assert "latency.kwargs.build.passes: expected an integer >= 1, got 0" in _error_line(capsys)
 
 
 def test_validate_reports_samples_timed_during_the_build(

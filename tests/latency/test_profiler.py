@@ -9,16 +9,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from latency.profiler import (Profiler, ProfilerConfig, cpu_times, idlest_cpu, pinned,
-                              relative_spread, statistic)
+from latency.device_profile import cpu_times, idlest_cpu, pinned, relative_spread, statistic
+from latency.options import ProfilerConfig
+from latency.profiler import Profiler
+from mnas.config.loader import load_section
 
 
 @pytest.mark.parametrize("data, key", [({"threads": 0}, "threads"), ({"runs": 1.5}, "runs"),
                                        ({"statistic": "p99"}, "statistic"),
                                        ({"warmup": -1}, "warmup"), ({"thread": 1}, "thread")])
 def test_config_errors_name_the_key(data: dict[str, Any], key: str) -> None:
-    with pytest.raises(ValueError, match=f"latency.profiler.{key}"):
-        ProfilerConfig.from_dict(data)
+    with pytest.raises(ValueError, match=f"latency.kwargs.profiler.{key}"):
+        load_section(ProfilerConfig, data, "latency.kwargs.profiler")
 
 
 def test_defaults_and_session_options() -> None:
@@ -89,7 +91,7 @@ def test_profiler_keeps_a_taskset_choice_and_pins_to_the_idlest(
 
 def test_bigger_graph_takes_longer(fast_profiler: Any) -> None:
     """The same layer at 4x the resolution: 16x the work must time clearly slower."""
-    from latency.build import entry_onnx
+    from latency.keys import entry_onnx
     from latency.keys import Entry
     from search_spaces.specs import LayerSpec
     spec = LayerSpec("ir", 5, 1, 6, 32, 32, 0.0, "none")

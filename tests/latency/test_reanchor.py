@@ -36,7 +36,7 @@ def test_scale_multiplies_every_prediction(tiny_space: MnasNetSpace, tiny_table_
 def test_lut_reanchors_on_the_machine_that_built_the_table(
         tiny_space: MnasNetSpace, tiny_table_path: Path, tiny_archs: list[Any],
         fast_profiler: Any) -> None:
-    from latency.build import canary_onnx
+    from latency.keys import canary_onnx
     base = load_table(tiny_table_path)
     now = fast_profiler.measure(canary_onnx(tiny_space)).ms
     table = _with_canary(base, 2 * now)  # "built" on a machine twice as slow as now
@@ -61,7 +61,7 @@ def test_lut_reanchors_on_the_machine_that_built_the_table(
 
 def test_validate_reports_with_and_without_reanchoring(
         tiny_space: MnasNetSpace, tiny_table_path: Path, fast_profiler: Any) -> None:
-    from latency.build import canary_onnx
+    from latency.keys import canary_onnx
     now = fast_profiler.measure(canary_onnx(tiny_space)).ms
     table = _with_canary(load_table(tiny_table_path), 2 * now)
     result = validate(tiny_space, table, fast_profiler, 6, sweeps=1)

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from latency import create_predictor, load_table, save_table
-from latency.keys import arch_entries, layer_macs, space_entries
+from latency import create_predictor, load_table
+from latency.table import save_table
+from latency.keys import layer_macs, space_entries
 from search_spaces import build_model, count_macs
 from search_spaces.space import MnasNetSpace
 
@@ -99,7 +100,7 @@ def test_incomplete_table_refused(tiny_table_path: Path, tmp_path: Path,
         create_predictor("lut", space=tiny_space, table=str(path))
 
 
-def test_space_entries_cover_every_arch(tiny_space: MnasNetSpace) -> None:
+def test_space_entries_cover_every_arch(tiny_space: MnasNetSpace, arch_entries: Any) -> None:
     keys = {e.key for e in space_entries(tiny_space)}
     for actions in np.ndindex(*[d.size for d in tiny_space.decisions]):
         arch = tiny_space.decode(list(actions))

@@ -8,7 +8,8 @@ import pytest
 from scipy.stats import kendalltau
 
 from latency import load_table
-from latency.validate import fidelity, validate, validation_actions
+from latency.build import validation_actions
+from latency.validate import fidelity, validate
 from search_spaces.space import MnasNetSpace
 
 
@@ -73,7 +74,7 @@ class _SweepProfiler:
     every architecture is its k-th call), so the combination across sweeps is known exactly."""
 
     def __init__(self, statistic: str, factors: tuple[float, ...]) -> None:
-        from latency.profiler import ProfilerConfig
+        from latency.options import ProfilerConfig
         self.config = ProfilerConfig(statistic=statistic)
         self.factors, self.calls, self.base = factors, {}, {}
 
@@ -92,9 +93,9 @@ def test_validate_sweeps_keep_best_or_median(statistic: str, keep: float,
                                              tiny_space: MnasNetSpace,
                                              tiny_table_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import latency.build as build
+    import latency.validate as validate_module
     # the graph is the architecture's repr: real exports carry random weights, never equal bytes
-    monkeypatch.setattr(build, "arch_onnx", lambda space, arch: repr(arch).encode())
+    monkeypatch.setattr(validate_module, "arch_onnx", lambda space, arch: repr(arch).encode())
     table = load_table(tiny_table_path)
     prof = _SweepProfiler(statistic, (1.2, 0.9, 1.1))
     result = validate(tiny_space, table, prof, 6, sweeps=3)

@@ -2,7 +2,6 @@
 save/load round trips, the resume fingerprint, and every bundled experiment file."""
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -11,9 +10,11 @@ import numpy as np
 import pytest
 import yaml
 
+from latency.options import FlopsOptions
 from mnas.config.schema import (PATH_KEYS, BudgetConfig, ControllerConfig, ExperimentConfig,
-                         RewardConfig, config_fingerprint, config_from_dict, config_to_dict,
-                         fingerprint_diff, load_config, parse_overrides, save_config)
+                                RewardConfig, config_fingerprint, config_from_dict,
+                                config_to_dict, fingerprint_diff, load_config, parse_overrides,
+                                save_config)
 from mnas.training.trainer import TrainConfig
 
 REPO = Path(__file__).resolve().parents[3]
@@ -43,7 +44,7 @@ name: demo
 seed: 3
 search_space: {input_size: 32, stem_stride: 1, num_classes: 10}
 controller: {name: rnn, algorithm: ppo, lr: 1e-3, band: [0.9, 1]}
-latency: {predictor: flops, kwargs: {ms_per_gmac: 20}, target_ms: 5}
+latency: {predictor: flops, kwargs: {ms_per_mmac: 20}, target_ms: 5}
 reward: {alpha: -0.1, beta: -0.5, failed_reward: -1}
 child_training: {epochs: 2, data: {name: synthetic, input_size: 32}}
 ray: {workers: 2, child_timeout_s: 60}
@@ -54,7 +55,7 @@ output: {tensorboard: false}
     assert config.controller.lr == 1e-3 and isinstance(config.controller.lr, float)
     assert config.controller.band == (0.9, 1.0)
     assert config.latency.target_ms == 5.0 and isinstance(config.latency.target_ms, float)
-    assert config.latency.kwargs == {"ms_per_gmac": 20}
+    assert config.latency.kwargs == FlopsOptions(ms_per_mmac=20.0)
     assert config.reward.weights == (-0.1, -0.5) and config.reward.preset is None
     assert config.child_training.epochs == 2.0 and config.child_training.data.input_size == 32
     assert config.space.input_size == 32 and config.space.stem_stride == 1
@@ -74,7 +75,7 @@ output: {tensorboard: false}
     ("controller: {algorithm: a2c}", "controller.algorithm: expected one of reinforce, ppo"),
     ("controller: {lr: fast}", "controller.lr: expected a number, got 'fast'"),
     ("controller: {band: [1.0]}", "controller.band: expected a list of 2 values"),
-    ("controller: {band: [1.0, 0.5]}", "controller.band: expected [lo, hi] with 0 < lo <= hi"),
+    ("controller: {band: [1.0, 0.5]}", "controller.band: expected [lo, hi] with 0 <= lo <= hi"),
     ("controller: {tanh_constant: -1}", "controller.tanh_constant: expected a number > 0 or null"),
     ("controller: {baseline_decay: 1.0}", "controller.baseline_decay: expected a number in [0, 1)"),
     ("controller: 5", "controller: expected a mapping, got 5"),
@@ -141,12 +142,12 @@ def test_overrides_apply_and_parse_yaml_scalars(tmp_path):
     path = write(tmp_path, "budget: {children: 10, batch: 2}\n")
     config = load_config(path, ["budget.children=20", "controller.name=random",
                                 "controller.band=[0.5, 0.9]", "latency.table=t.json",
-                                "search_space.input_size=64", "latency.kwargs.scale=2.5",
+                                "search_space.input_size=64", "latency.kwargs.calibration=none",
                                 "ray.address=null", "child_training.data.max_train=100"])
     assert config.budget.children == 20 and config.budget.batch == 2
     assert config.controller.name == "random" and config.controller.band == (0.5, 0.9)
     assert config.latency.table == os.path.abspath("t.json")
-    assert config.space.input_size == 64 and config.latency.kwargs == {"scale": 2.5}
+    assert config.space.input_size == 64 and config.latency.kwargs.calibration == "none"
     assert config.child_training.data.max_train == 100
 
 
@@ -233,9 +234,9 @@ def test_config_defaults_match_the_controllers_own():
     controllers = pytest.importorskip("controllers")
     defaults = ControllerConfig()
     for name, cls in controllers.CONTROLLERS.items():
-        params = inspect.signature(cls.__init__).parameters
+        own = cls.Options()
         for key in controllers.controller_options(name):
-            assert getattr(defaults, key) == params[key].default, (name, key)
+            assert getattr(defaults, key) == getattr(own, key), (name, key)
 
 
 class _FlatPredictor:
@@ -253,7 +254,7 @@ def test_factory_kwargs_are_accepted_by_create_controller(name):
                                "search_space": {"input_size": 32}})
     controller = controllers.create_controller(
         name, config.space, seed=config.seed, predictor=_FlatPredictor(),
-        target_ms=config.latency.target_ms, **config.controller.factory_kwargs())
+        target_ms=config.latency.target_ms, options=config.controller)
     assert len(controller.sample(2)) == 2
 
 
