@@ -10,7 +10,7 @@ tuple[X, Y], list[X], dict/Mapping[str, X], Any and nested dataclasses; a field 
 depends on a sibling's value (`latency.kwargs` on `latency.predictor`) says so with `chosen_by`.
 
 Types are checked here and nowhere else. Value constraints (> 0 etc.) live in each dataclass's
-`__post_init__`, once; they raise `ConfigError(key, expected, value)` naming the field, and the
+`__post_init__`, once; they raise `ConfigError` (`check`, `require`) naming the field, and the
 loader puts the section's key path in front. This module imports nothing of the project, so
 every package can declare its options with it.
 """
@@ -32,20 +32,26 @@ def _join(where: str, key: str) -> str:
 
 class ConfigError(ValueError):
     """A value a dataclass's `__post_init__` rejects: `key` is the field (relative to the
-    dataclass; the loader prefixes the section's path)."""
+    dataclass; the loader prefixes the section's path), `problem` what is wrong with it."""
 
-    def __init__(self, key: str, expected: str, value: Any) -> None:
-        super().__init__(f"{key}: expected {expected}, got {value!r}")
-        self.key, self.expected, self.value = key, expected, value
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key, self.problem = key, problem
 
     def under(self, where: str) -> "ConfigError":
-        return ConfigError(_join(where, self.key), self.expected, self.value)
+        return ConfigError(_join(where, self.key), self.problem)
 
 
 def check(ok: bool, key: str, expected: str, value: Any) -> None:
-    """`ConfigError(key, expected, value)` unless `ok`: the one way sections state a constraint."""
+    """`key: expected <expected>, got <value>` unless `ok`: the one way sections state a range."""
     if not ok:
-        raise ConfigError(key, expected, value)
+        raise ConfigError(key, f"expected {expected}, got {value!r}")
+
+
+def require(ok: bool, key: str, problem: str) -> None:
+    """`key: <problem>` unless `ok`, for rules between fields (`path: required for ...`)."""
+    if not ok:
+        raise ConfigError(key, problem)
 
 
 def chosen_by(sibling: str, schemas: Mapping[Any, type], otherwise: Any = Any

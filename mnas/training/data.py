@@ -19,14 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mnas.config.loader import check, require
 from mnas.training.imagefolder import cache_root, load_imagefolder, scan
 
 #: Data-set names `DataConfig.name` accepts.
 DATASETS = ("digits", "synthetic", "mnist", "cifar10", "npz", "imagefolder")
-
-
-def _fail(field: str, expected: str, value: object) -> None:
-    raise ValueError(f"child_training.data.{field}: {expected}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -62,37 +59,25 @@ class DataConfig:
     val_path: str | None = None
 
     def __post_init__(self) -> None:
-        if self.name not in DATASETS:
-            _fail("name", f"must be one of {', '.join(DATASETS)}", self.name)
-        if self.name in DATA_WITH_PATH and not self.path:
-            _fail("path", f"required for data set {self.name!r} (a file or directory)", self.path)
-        for field in ("path", "val_path"):
-            if getattr(self, field) is not None and not isinstance(getattr(self, field), str):
-                _fail(field, "must be a string", getattr(self, field))
-        if self.val_path is not None and self.name != "imagefolder":
-            _fail("val_path", "only for data set 'imagefolder' (others split off validation "
-                  "with val_fraction)", self.val_path)
-        if self.name == "imagefolder" and self.input_size is None:
-            _fail("input_size", "required for data set 'imagefolder' (images differ in size)",
-                  self.input_size)
-        if self.input_size is not None and (not _is_int(self.input_size) or self.input_size < 1):
-            _fail("input_size", "must be an integer >= 1 or null", self.input_size)
-        if not isinstance(self.val_fraction, (int, float)) or not 0 < self.val_fraction < 1:
-            _fail("val_fraction", "must be a number strictly between 0 and 1", self.val_fraction)
-        if not _is_int(self.split_seed):
-            _fail("split_seed", "must be an integer", self.split_seed)
-        for field in ("max_train", "max_val"):
-            value = getattr(self, field)
-            if value is not None and (not _is_int(value) or value < 1):
-                _fail(field, "must be an integer >= 1 or null", value)
-        if not _is_int(self.synthetic_samples) or self.synthetic_samples < 2:
-            _fail("synthetic_samples", "must be an integer >= 2", self.synthetic_samples)
-        if not _is_int(self.num_classes) or self.num_classes < 2:
-            _fail("num_classes", "must be an integer >= 2", self.num_classes)
-        if self.flip is not None and not isinstance(self.flip, bool):
-            _fail("flip", "must be true, false or null", self.flip)
-        if self.cache_dir is not None and not isinstance(self.cache_dir, str):
-            _fail("cache_dir", "must be a string or null", self.cache_dir)
+        """Ranges and cross-field rules only: types are the config loader's."""
+        check(self.name in DATASETS, "name", f"one of {', '.join(DATASETS)}", self.name)
+        require(self.name not in DATA_WITH_PATH or bool(self.path), "path",
+                f"required for data set {self.name!r} (a file or directory)")
+        require(self.val_path is None or self.name == "imagefolder", "val_path",
+                "only for data set 'imagefolder' (others split off validation with "
+                "val_fraction)")
+        require(self.name != "imagefolder" or self.input_size is not None, "input_size",
+                "required for data set 'imagefolder' (images differ in size)")
+        check(self.input_size is None or self.input_size >= 1, "input_size",
+              "an integer >= 1 or null", self.input_size)
+        check(0 < self.val_fraction < 1, "val_fraction", "a number strictly between 0 and 1",
+              self.val_fraction)
+        for name in ("max_train", "max_val"):
+            value = getattr(self, name)
+            check(value is None or value >= 1, name, "an integer >= 1 or null", value)
+        check(self.synthetic_samples >= 2, "synthetic_samples", "an integer >= 2",
+              self.synthetic_samples)
+        check(self.num_classes >= 2, "num_classes", "an integer >= 2", self.num_classes)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,10 +85,6 @@ class DataConfig:
 
 #: Data sets read from `path` (the others are bundled or generated).
 DATA_WITH_PATH = ("mnist", "cifar10", "npz", "imagefolder")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,7 +11,7 @@ import math
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
+from typing import Iterator, Literal
 
 import torch
 import torch.nn.functional as F
@@ -19,33 +19,17 @@ from torch import nn
 
 from search_spaces import Network, build_network, count_macs, count_params
 
+from mnas.config.loader import check
 from mnas.training.data import DataConfig, Dataset, load_dataset
 from mnas.training.device import (autocast, check_device, check_precision, grad_scaler,
                                   on_device, resolve_device, rng_devices)
 from mnas.training.optim import build_optimizer, lr_at
 
-OPTIMIZERS = ("sgd", "rmsprop")
-SCHEDULES = ("cosine", "step", "constant")
-CHANNELS_LAST = ("auto", "on", "off")
 STATUSES = ("ok", "diverged", "failed", "timeout")
 
 
 #: Largest seed torch's generators take (signed 64-bit, less the +1 of the evaluation stream).
 MAX_SEED = 2 ** 63 - 2
-
-
-def _fail(name: str, expected: str, value: object) -> None:
-    raise ValueError(f"child_training.{name}: {expected}, got {value!r}")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_num(value: object) -> bool:
-    """A finite int or float (inf and nan are never a usable setting)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -74,12 +58,12 @@ class TrainConfig:
     epochs: float = 2.0
     steps: int | None = None
     batch_size: int = 64
-    optimizer: str = "sgd"
+    optimizer: Literal["sgd", "rmsprop"] = "sgd"
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 4e-5
     nesterov: bool = True
-    schedule: str = "cosine"
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
     warmup_epochs: float = 0.5
     step_epochs: float = 2.4
     step_gamma: float = 0.97
@@ -89,61 +73,33 @@ class TrainConfig:
     bn_recalibration: int = 8
     seed: int = 0
     threads: int = 0
-    channels_last: str = "auto"
+    channels_last: Literal["auto", "on", "off"] = "auto"
     time_limit_s: float | None = None
     device: str = "auto"
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        if isinstance(self.data, dict):  # tolerate a plain mapping from YAML
-            object.__setattr__(self, "data", DataConfig(**self.data))
-        if not isinstance(self.data, DataConfig):
-            _fail("data", "must be a DataConfig (a mapping in YAML)", self.data)
-        if not _is_num(self.epochs) or self.epochs <= 0:
-            _fail("epochs", "must be a number > 0", self.epochs)
-        if not _is_int(self.bn_recalibration) or self.bn_recalibration < 0:
-            _fail("bn_recalibration", "must be an integer >= 0 (0 = off)", self.bn_recalibration)
+        """Ranges only: types and choices are the config loader's (`mnas.config.loader`)."""
+        check(self.epochs > 0, "epochs", "a number > 0", self.epochs)
+        check(self.steps is None or self.steps >= 1, "steps", "an integer >= 1 or null",
+              self.steps)
         for name in ("batch_size", "eval_batch_size"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                _fail(name, "must be an integer >= 1", value)
-        if self.steps is not None and (not _is_int(self.steps) or self.steps < 1):
-            _fail("steps", "must be an integer >= 1 or null", self.steps)
-        self._check_choices()
-        self._check_numbers()
+            check(getattr(self, name) >= 1, name, "an integer >= 1", getattr(self, name))
+        check(self.bn_recalibration >= 0, "bn_recalibration", "an integer >= 0 (0 = off)",
+              self.bn_recalibration)
+        check(self.threads >= 0, "threads", "an integer >= 0 (0 = torch default)", self.threads)
+        check(0 <= self.seed <= MAX_SEED, "seed", f"an integer in [0, {MAX_SEED}]", self.seed)
+        check(self.lr > 0, "lr", "a number > 0", self.lr)
+        for name in ("weight_decay", "warmup_epochs"):
+            check(getattr(self, name) >= 0, name, "a number >= 0", getattr(self, name))
+        for name in ("momentum", "label_smoothing"):
+            check(0 <= getattr(self, name) < 1, name, "a number in [0, 1)", getattr(self, name))
+        check(self.step_epochs > 0, "step_epochs", "a number > 0", self.step_epochs)
+        check(0 < self.step_gamma <= 1, "step_gamma", "a number in (0, 1]", self.step_gamma)
+        check(self.time_limit_s is None or self.time_limit_s > 0, "time_limit_s",
+              "a number > 0 or null", self.time_limit_s)
         check_device(self.device)
         check_precision(self.precision)
-
-    def _check_choices(self) -> None:
-        for name, options in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                              ("channels_last", CHANNELS_LAST)):
-            if getattr(self, name) not in options:
-                _fail(name, f"must be one of {', '.join(options)}", getattr(self, name))
-        for name in ("nesterov", "augment"):
-            if not isinstance(getattr(self, name), bool):
-                _fail(name, "must be true or false", getattr(self, name))
-        if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
-            _fail("seed", f"must be an integer in [0, {MAX_SEED}]", self.seed)
-        if not _is_int(self.threads) or self.threads < 0:
-            _fail("threads", "must be an integer >= 0 (0 = torch default)", self.threads)
-
-    def _check_numbers(self) -> None:
-        if not _is_num(self.lr) or self.lr <= 0:
-            _fail("lr", "must be a number > 0", self.lr)
-        for name in ("weight_decay", "warmup_epochs"):
-            if not _is_num(getattr(self, name)) or getattr(self, name) < 0:
-                _fail(name, "must be a number >= 0", getattr(self, name))
-        if not _is_num(self.momentum) or not 0 <= self.momentum < 1:
-            _fail("momentum", "must be a number in [0, 1)", self.momentum)
-        if not _is_num(self.label_smoothing) or not 0 <= self.label_smoothing < 1:
-            _fail("label_smoothing", "must be a number in [0, 1)", self.label_smoothing)
-        if not _is_num(self.step_epochs) or self.step_epochs <= 0:
-            _fail("step_epochs", "must be a number > 0", self.step_epochs)
-        if not _is_num(self.step_gamma) or not 0 < self.step_gamma <= 1:
-            _fail("step_gamma", "must be a number in (0, 1]", self.step_gamma)
-        if self.time_limit_s is not None and (not _is_num(self.time_limit_s)
-                                              or self.time_limit_s <= 0):
-            _fail("time_limit_s", "must be a number > 0 or null", self.time_limit_s)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from mnas.config.loader import load_section
 from mnas.training.data import DataConfig, load_dataset, read_arrays, stratified_split
 
 SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
@@ -23,8 +24,9 @@ SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
     (dict(flip="yes"), "flip"),
 ])
 def test_config_errors_name_the_field(kwargs: dict, field: str) -> None:
+    """Through the config loader, which checks types; `__post_init__` keeps the ranges."""
     with pytest.raises(ValueError, match=rf"^child_training\.data\.{field}: "):
-        DataConfig(**kwargs)
+        load_section(DataConfig, kwargs, "child_training.data")
 
 
 def test_digits_split_is_stratified_seeded_and_normalised() -> None:

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from mnas.cli import main
+from mnas.config.loader import load_section
 from mnas.config.schema import config_from_dict
 from mnas.search.runner import check_inputs
 from mnas.training import imagefolder
@@ -152,11 +153,11 @@ def test_bad_folders_are_one_line_exit_2(tmp_path: Path, layout: dict, message: 
 
 def test_config_errors_name_the_key(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"data.input_size: required for data set 'imagefolder'"):
-        DataConfig(name="imagefolder", path=str(tmp_path))
+        load_section(DataConfig, dict(name="imagefolder", path=str(tmp_path)), "data")
     with pytest.raises(ValueError, match=r"data.val_path: only for data set 'imagefolder'"):
-        DataConfig(name="digits", val_path=str(tmp_path))
+        load_section(DataConfig, dict(name="digits", val_path=str(tmp_path)), "data")
     with pytest.raises(ValueError, match=r"data.path: required"):
-        DataConfig(name="imagefolder", input_size=8)
+        load_section(DataConfig, dict(name="imagefolder", input_size=8), "data")
 
 
 def test_a_given_validation_folder(folder: Path, tmp_path: Path) -> None:

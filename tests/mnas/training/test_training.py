@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from mnas.config.loader import load_section
 from mnas.training.data import DataConfig
 from mnas.training.optim import RMSpropTF, lr_at
 from mnas.training.trainer import ChildResult, TrainConfig, Trainer, augment_batch, train_child
@@ -30,12 +31,15 @@ def quick(**changes: object) -> TrainConfig:
     (dict(label_smoothing=1.0), "label_smoothing"), (dict(threads=-1), "threads"),
 ])
 def test_config_errors_name_the_field(kwargs: dict, field: str) -> None:
+    """Through the config loader, which checks types and choices; `__post_init__` keeps the
+    ranges."""
     with pytest.raises(ValueError, match=rf"^child_training\.{field}: "):
-        TrainConfig(**kwargs)
+        load_section(TrainConfig, kwargs, "child_training")
 
 
 def test_nested_mapping_becomes_dataconfig() -> None:
-    assert TrainConfig(data={"name": "synthetic"}).data == DataConfig(name="synthetic")
+    loaded = load_section(TrainConfig, {"data": {"name": "synthetic"}}, "child_training")
+    assert loaded.data == DataConfig(name="synthetic")
 
 
 def test_learns_better_than_chance_and_reports_everything() -> None:
