@@ -131,8 +131,14 @@ class MnasSearcher(Searcher):
 
     @property
     def best(self) -> dict[str, Any] | None:
-        """The finished child with the highest reward so far."""
-        return max(self.history, key=lambda r: r["reward"], default=None)
+        """The best successful child so far, by the search's one rule (`ranking.best`)."""
+        from mnas.search.ranking import Candidate, best
+
+        ok = [Candidate(index=i, arch=tuple(r["arch"]), accuracy=r["accuracy"],
+                        latency_ms=r["latency_ms"], reward=r["reward"], line=0)
+              for i, r in enumerate(self.history) if r["status"] == "ok"]
+        top = best(ok)
+        return None if top is None else self.history[top.index]
 
     # -- state: Tune calls save() after results and restore() on Tuner.restore ------------------
     def get_state(self) -> dict[str, Any]:
