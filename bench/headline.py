@@ -118,7 +118,7 @@ def stage_matched(state: dict[str, Any], work: Path, target_ms: float) -> list[s
     if "matched" in state:
         return list(state["matched"])
     from latency import make_profiler
-    from latency.build import arch_onnx
+    from latency.keys import arch_onnx
     from search_spaces import reference_label
     names = [reference_label(f, w) for f in MATCHED_FAMILIES for w in family_widths(f)]
     profiler = make_profiler({"rounds": 5, "runs": 30})

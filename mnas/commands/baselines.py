@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mnas.commands.latency import _add_profiler_flags, _profiler_dict
+from mnas.commands.latency import _add_profiler_flags, _profiler_config
 from mnas.fileio import atomic_write_json
 
 JSON_NAME, PLOT_NAME, TRAINED_NAME = "baselines.json", "baselines.png", "trained.jsonl"
@@ -110,7 +110,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def run_baselines(args: argparse.Namespace) -> dict[str, Any]:
     from latency import make_profiler
-    from latency.build import arch_onnx
+    from latency.keys import arch_onnx
     from search_spaces import build_network, count_macs, count_params
     from search_spaces.space import MnasNetSpace
 
@@ -118,7 +118,7 @@ def run_baselines(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("--input-size and --num-classes must be positive")
     families = [f for f in args.families.split(",") if f] if args.families else None
     config = _train_config(args.train, args.epochs) if args.train else None
-    profiler = make_profiler(_profiler_dict(args))
+    profiler = make_profiler(_profiler_config(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = baseline_models(families, args.stem_stride)

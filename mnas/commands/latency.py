@@ -48,7 +48,7 @@ def _profiler_config(args: argparse.Namespace, base: Any = None) -> Any:
 
 def _run_measure(args: argparse.Namespace) -> int:
     from latency import make_profiler
-    from latency.build import arch_onnx
+    from latency.keys import arch_onnx
     from mnas.architectures import resolve_arch
     from search_spaces.space import MnasNetSpace
 

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mnas.commands.latency import _add_profiler_flags, _profiler_dict
+from mnas.commands.latency import _add_profiler_flags, _lut_options, _profiler_config
 from mnas.fileio import atomic_write_json
 
 
@@ -83,7 +83,7 @@ def _done(path: Path) -> dict[tuple, dict[str, Any]]:
 
 def _score(base: Any, size0: int, c: Any, config: Any, profiler: Any) -> dict[str, Any]:
     """One grid candidate: scaled, timed whole, trained at its input size, rewarded."""
-    from latency.build import arch_onnx
+    from latency.keys import arch_onnx
     from mnas.reward import mnas_reward
     from mnas.training.trainer import train_child
     from search_spaces.scaling import compound_scale
@@ -118,8 +118,7 @@ def _run_grid(args: argparse.Namespace) -> int:
     size0 = config.child_training.data.input_size or args.input_size
     base = _grammar_arch(args.arch)
     grid = [Compound(0.0)] + constrained_grid(args.step, 2.0, args.tolerance, args.upper)
-    kwargs = config.latency.kwargs if config.latency.predictor == "lut" else {}
-    profiler = make_profiler(_profiler_dict(args, kwargs.get("profiler")))
+    profiler = make_profiler(_profiler_config(args, _lut_options(config).profiler))
     out = Path(args.out or "runs/scale-grid")
     out.mkdir(parents=True, exist_ok=True)
     done = _done(out / "grid.jsonl")
