@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from mnas.config.loader import load_section
 from mnas.config.schema import RayConfig, config_from_dict
 from mnas.search.ray_pool import assign_device, pool_capacity
 from mnas.search.runner import create_executor
@@ -34,7 +35,7 @@ def test_gpus_per_child_without_gpus_in_the_cluster_names_the_key() -> None:
 @pytest.mark.parametrize("value", [-0.5, 1.5])
 def test_gpus_per_child_values(value: float) -> None:
     with pytest.raises(ValueError, match="ray.gpus_per_child"):
-        RayConfig(gpus_per_child=value)
+        load_section(RayConfig, {"gpus_per_child": value}, "ray")
     assert RayConfig(gpus_per_child=0.25).gpus_per_child == 0.25
     assert RayConfig(gpus_per_child=2).gpus_per_child == 2
 
