@@ -41,7 +41,7 @@ def bare_loop(arch: ArchSpec, cfg: TrainConfig) -> float:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model = build_model(arch, data.num_classes, data.in_channels)
-    cl = use_channels_last(cfg, data.input_size)
+    cl = use_channels_last(cfg)
     if cl:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True)

@@ -146,8 +146,7 @@ class Stretch:
     seconds: float
 
 
-def use_channels_last(config: TrainConfig, input_size: int,
-                      device: torch.device = torch.device("cpu")) -> bool:
+def use_channels_last(config: TrainConfig, device: torch.device = torch.device("cpu")) -> bool:
     """The rule for "auto". CPU, measured (`bench/train_bench.py channels-last`): channels_last
     trained these depthwise-heavy networks 1.65-2.6x faster at every input size we measured
     (8, 16, 32 px; 1 thread), so on. CUDA, not measured here (no GPU): on with bf16/fp16, where
@@ -156,11 +155,7 @@ def use_channels_last(config: TrainConfig, input_size: int,
         return config.channels_last == "on"
     if device.type == "cuda":
         return config.precision != "fp32"
-    return input_size >= CHANNELS_LAST_MIN_SIZE
-
-
-#: Smallest input side at which "auto" turns channels_last on (see `use_channels_last`).
-CHANNELS_LAST_MIN_SIZE = 1
+    return True
 
 
 def augment_batch(x: torch.Tensor, pad: int, flip: bool,
@@ -199,7 +194,7 @@ class Trainer:
         self.batch_size = min(config.batch_size, n)
         self.steps_per_epoch = max(n // self.batch_size, 1)  # drop the ragged last batch
         self.total_steps = config.steps or max(math.ceil(config.epochs * self.steps_per_epoch), 1)
-        self.channels_last = use_channels_last(config, data.input_size, self.device)
+        self.channels_last = use_channels_last(config, self.device)
         self.pad = max(1, data.input_size // 8) if config.augment else 0
         self.flip = config.augment and data.flip
         self.optimizer = build_optimizer(model, config)

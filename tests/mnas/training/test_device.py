@@ -57,10 +57,10 @@ def test_bad_device_or_precision_names_the_key(key: str, value: object) -> None:
 
 def test_channels_last_rule_by_device() -> None:
     cuda = torch.device("cuda", 0)
-    assert use_channels_last(BASE, 8)  # CPU: measured faster at every size
-    assert not use_channels_last(BASE, 8, cuda)  # CUDA fp32: not measured, left off
-    assert use_channels_last(replace(BASE, precision="bf16"), 8, cuda)
-    assert not use_channels_last(replace(BASE, channels_last="off", precision="bf16"), 8, cuda)
+    assert use_channels_last(BASE)  # CPU: measured faster at every size
+    assert not use_channels_last(BASE, cuda)  # CUDA fp32: not measured, left off
+    assert use_channels_last(replace(BASE, precision="bf16"), cuda)
+    assert not use_channels_last(replace(BASE, channels_last="off", precision="bf16"), cuda)
 
 
 def _conv_output_dtypes(config: TrainConfig) -> set[torch.dtype]:
