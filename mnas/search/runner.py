@@ -57,8 +57,8 @@ def create_predictor(config: ExperimentConfig,
         return factory(lat.predictor, space=config.space, table=lat.table, options=lat.kwargs)
     except (ValueError, FileNotFoundError) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if isinstance(exc, TableError):
-            text = f"latency.table: {text}"
+        if not text.startswith("latency."):
+            text = f"{'latency.table' if isinstance(exc, TableError) else 'latency'}: {text}"
         raise ValueError(f"{source}: {text}" if source is not None else text) from None
 
 

@@ -105,7 +105,7 @@ def test_profiled_graphs_keep_batch_one() -> None:
     """The table times batch-1 graphs (deployment exports get a dynamic batch axis instead)."""
     import onnx
 
-    from latency.build import arch_onnx
+    from latency.keys import arch_onnx
     from search_spaces import reference_arch
     from search_spaces.space import MnasNetSpace
 
@@ -113,3 +113,13 @@ def test_profiled_graphs_keep_batch_one() -> None:
                                             reference_arch("mnasnet_a1")))
     dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, 3, 32, 32]
+
+
+def test_statistic_choices_are_the_device_scripts() -> None:
+    """`ProfilerConfig.statistic` (checked by the config loader) offers exactly the statistics
+    the standalone device script computes (it cannot import the project to share the tuple)."""
+    from typing import get_args, get_type_hints
+
+    from latency.device_profile import STATISTICS
+
+    assert get_args(get_type_hints(ProfilerConfig)["statistic"]) == STATISTICS

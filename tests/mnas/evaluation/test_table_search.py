@@ -62,7 +62,9 @@ def test_table_search_records_history_plot_tensorboard_and_exports(tmp_path, tab
     ({"latency__kwargs": {"column": "latency_ms_pixel9"}},
      "latency.kwargs.column: 'latency_ms_pixel9' is not a column"),
     ({"latency__table": "MISSING"}, "latency.table: "),
-    ({"latency__predictor": "lut"}, "latency.predictor: 'lut' prices mnasnet-space"),
+    ({"latency__predictor": "lut", "latency__kwargs": {}},
+     "latency.predictor: 'lut' prices mnasnet-space"),
+    ({"latency__predictor": "lut"}, "latency.kwargs.column: unknown key"),
     ({"search_space__name": "mnasnet"}, "keys architectures of another search space"),
 ])
 def test_bad_inputs_exit_2_with_one_line(tmp_path, table, capsys, changes, fragment):
