@@ -1,6 +1,13 @@
 """Latency prediction for platform-aware search: lookup tables, baselines and custom predictors.
 
-onnxruntime is imported only by `latency.profiler`, and only when something needs to time a graph.
+The package reads one way, each module importing only those before it: `options` (every option
+as a typed dataclass, loaded by the config loader) -> `keys` (what a table holds and the graphs
+that time it) -> `calibrate` (the fits and their stored format) -> `table` (the file) ->
+`predictors` -> `build` -> `validate`; `imported`/`layer_tables` price tables measured
+elsewhere, `bundle` packs a build for a device. onnxruntime is imported only by
+`latency.device_profile` (through `latency.profiler`, `build`, `validate` and `bundle`), so
+`import latency` (and loading a config) does not import it: `create_predictor` imports `build`
+and `validate` only when a table is built or its canary re-timed.
 """
 from __future__ import annotations
 
@@ -15,14 +22,12 @@ from search_spaces.specs import ArchSpec
 from mnas.config.loader import load_section
 from mnas.plugins import load_plugin
 
-from .build import build_table
 from .imported import CsvColumnPredictor
 from .layer_tables import FORMATS as LAYER_TABLE_FORMATS, LayerTablePredictor
 from .options import (BUILTIN_PREDICTORS, MNASNET_ONLY, PREDICTOR_OPTIONS, LutOptions,
                       ProfilerConfig)
 from .predictors import FlopsPredictor, LutPredictor, MeasuredPredictor
 from .table import LatencyTable, TableError, load_table
-from .validate import measured_here, reanchor
 
 
 @runtime_checkable
@@ -89,6 +94,8 @@ def _create_lut(space: MnasNetSpace, table: Any, options: LutOptions) -> Latency
         raise TableError("latency predictor 'lut' needs a table (latency.table: FILE); build one "
                          "with `mnas latency build CONFIG --out FILE`")
     if not isinstance(table, LatencyTable) and options.build_if_missing:
+        from .build import build_table  # onnxruntime (device_profile) only when building
+
         path = os.fspath(table)
         if not os.path.exists(path) or not load_table(path).complete:
             build_table(space, make_profiler(options.profiler), path, options.build,
@@ -105,7 +112,11 @@ def _create_lut(space: MnasNetSpace, table: Any, options: LutOptions) -> Latency
 def _reanchor(space: MnasNetSpace, table: LatencyTable, when: bool | str) -> dict[str, Any] | None:
     """`reanchor`: "auto" re-times the table's canary when this machine timed the table (a
     table from a device is not re-anchored against the host), True always, False never."""
-    if when is False or not table.canary or (when == "auto" and not measured_here(table)):
+    if when is False or not table.canary:
+        return None
+    from .validate import measured_here, reanchor  # onnxruntime only when a canary is re-timed
+
+    if when == "auto" and not measured_here(table):
         return None
     return reanchor(space, table, make_profiler(table.provenance.get("profiler")))
 

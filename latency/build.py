@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from mnas.progress import progress_bar
 from search_spaces.space import MnasNetSpace
 
 from .device_profile import CANARY_START, canary_drift
@@ -196,8 +197,6 @@ def build_table(space: MnasNetSpace, profiler: Any, out: str | os.PathLike,
                 options: BuildOptions | None = None, *, progress: bool = True,
                 on_chunk: Callable[[int], None] | None = None) -> LatencyTable:
     """Build (or resume) the table for `space` at `out`; returns the finished table."""
-    from mnas.progress import progress_bar
-
     opt = options or BuildOptions()
     b = _Builder(space, profiler, Path(out), opt, progress)
     b.resume()

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from mnas.progress import progress_bar
 from search_spaces.space import MnasNetSpace
 
 from . import device_profile
@@ -50,8 +51,6 @@ def write_bundle(space: MnasNetSpace, out: str | os.PathLike, options: BuildOpti
                  profiler: dict[str, Any], *, progress: bool = True) -> dict[str, Any]:
     """Write the bundle into `out` (graphs already there are kept: an interrupted export
     resumes); returns the manifest."""
-    from mnas.progress import progress_bar
-
     out = Path(out)
     graphs = _plan(space, options)
     ident = hashlib.sha256(json.dumps([space.fingerprint, asdict(options),

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from mnas.progress import progress_bar
 from search_spaces.space import MnasNetSpace
 from search_spaces.specs import ArchSpec
 
@@ -155,8 +156,6 @@ def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: i
     Every architecture is timed in `sweeps` separate sweeps over all of them (minutes apart on a
     large sample, so one burst of load from elsewhere hits one timing of each) and keeps the
     best (`min` statistic) or the median, as the table build does with its passes."""
-    from mnas.progress import progress_bar
-
     if not isinstance(sweeps, int) or isinstance(sweeps, bool) or sweeps < 1:
         raise ValueError(f"--sweeps: expected an integer >= 1, got {sweeps!r}")
     lut = LutPredictor(space, table)

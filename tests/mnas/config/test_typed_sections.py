@@ -74,3 +74,14 @@ def test_custom_classes_keep_free_form_kwargs():
     assert config.latency.kwargs == {"x": [1, 2]} and config.evaluator.kwargs == {"y": "z"}
     with pytest.raises(ValueError, match="latency.kwargs: expected a mapping"):
         config_from_dict({"latency": {"predictor": "my.pkg:Pred", "kwargs": 5}})
+
+
+def test_loading_a_config_does_not_import_onnxruntime():
+    """The latency options live beside the predictors, but onnxruntime stays at the edge."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from mnas.config.schema import config_from_dict; config_from_dict({}); "
+            "print('onnxruntime' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
