@@ -18,7 +18,7 @@ from search_spaces.builder import ConvBNAct, Head, build_layer
 from search_spaces.onnx_export import export_onnx_bytes
 from search_spaces.reference import reference_arch
 from search_spaces.space import MnasNetSpace, parse_op
-from search_spaces.specs import ArchSpec, LayerSpec, out_size
+from search_spaces.specs import LayerSpec, out_size
 
 
 def effective_skip(spec: LayerSpec) -> str:
