@@ -19,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from latency.profiler import Profiler, ProfilerConfig  # noqa: E402
+from latency.options import ProfilerConfig  # noqa: E402
+from latency.profiler import Profiler  # noqa: E402
 from search_spaces import ArchSpec, build_model, reference_arch  # noqa: E402
 from search_spaces.onnx_export import export_onnx_bytes  # noqa: E402
 
