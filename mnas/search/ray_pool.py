@@ -116,6 +116,10 @@ class _Running:
     dispatched: float
 
 
+#: How long a replacement actor may take to start and warm up before its slot is retried later.
+ACTOR_STARTUP_TIMEOUT_S = 300.0
+
+
 class RayExecutor:
     """Keeps `capacity` actors busy. `workers` 0 = one per `cpus_per_child` CPUs of the cluster;
     with `gpus_per_child` > 0, never more than the cluster's GPUs can place."""
@@ -148,9 +152,9 @@ class RayExecutor:
         self._get([a.warmup.remote() for a in self._actors.values()])
         self.startup_seconds = time.perf_counter() - start
 
-    def _get(self, refs: Any) -> Any:
+    def _get(self, refs: Any, timeout: float | None = None) -> Any:
         try:
-            return self._ray.get(refs)
+            return self._ray.get(refs, timeout=timeout)
         except self._ray.exceptions.RayTaskError as exc:
             cause = getattr(exc, "cause", None)
             if isinstance(cause, FATAL_ERRORS):
@@ -176,14 +180,27 @@ class RayExecutor:
             if not self._queue:
                 return
             if slot not in self._actors:
-                if not self._room_for_one():
+                if not self._room_for_one() or not self._replace_actor(slot):
                     continue
-                self._actors[slot] = self._actor_cls.remote(*self._args)
-                self.replaced += 1
             self._idle.remove(slot)
             trial, attempts, dispatched = self._queue.popleft()
             ref = self._actors[slot].run.remote(trial.spec)
             self._running[ref] = _Running(slot, trial, attempts, time.perf_counter(), dispatched)
+
+    def _replace_actor(self, slot: int) -> bool:
+        """A new actor for `slot`, warmed up before it is given a child, so its start-up (a new
+        process, imports, the data set: seconds, more on a loaded machine) never counts against
+        the child's `child_timeout_s`. False when it does not come up; the slot stays idle."""
+        ray = self._ray
+        actor = self._actor_cls.remote(*self._args)
+        try:
+            self._get(actor.warmup.remote(), timeout=ACTOR_STARTUP_TIMEOUT_S)
+        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
+            ray.kill(actor, no_restart=True)
+            return False
+        self._actors[slot] = actor
+        self.replaced += 1
+        return True
 
     def _drop_actor(self, slot: int) -> None:
         actor = self._actors.pop(slot, None)
