@@ -152,9 +152,9 @@ class RayExecutor:
         self._get([a.warmup.remote() for a in self._actors.values()])
         self.startup_seconds = time.perf_counter() - start
 
-    def _get(self, refs: Any, timeout: float | None = None) -> Any:
+    def _get(self, refs: Any) -> Any:
         try:
-            return self._ray.get(refs, timeout=timeout)
+            return self._ray.get(refs)
         except self._ray.exceptions.RayTaskError as exc:
             cause = getattr(exc, "cause", None)
             if isinstance(cause, FATAL_ERRORS):
@@ -193,9 +193,13 @@ class RayExecutor:
         the child's `child_timeout_s`. False when it does not come up; the slot stays idle."""
         ray = self._ray
         actor = self._actor_cls.remote(*self._args)
+        ref = actor.warmup.remote()
+        ready, _ = ray.wait([ref], num_returns=1, timeout=ACTOR_STARTUP_TIMEOUT_S)
         try:
-            self._get(actor.warmup.remote(), timeout=ACTOR_STARTUP_TIMEOUT_S)
-        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
+            if not ready:
+                raise TimeoutError
+            self._get(ref)
+        except (TimeoutError, ray.exceptions.RayActorError):
             ray.kill(actor, no_restart=True)
             return False
         self._actors[slot] = actor
