@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-all search clean
+.PHONY: setup lint test test-faults test-all search clean
 
 setup: $(STAMP)
 
@@ -15,8 +15,18 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
 
+# ruff (rules in pyproject.toml) and mypy (strict on mnas, latency, controllers, search_spaces).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# The slow tests the README's reliability table cites (SIGKILL and resume, signals, node loss):
+# the fast ones among them already run in `make test`.
+test-faults: $(STAMP)
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS) $$($(PY) tests/test_docs.py --reliability-tests)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

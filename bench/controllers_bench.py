@@ -29,11 +29,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout, even if the installed package is stale
 
-import torch  # noqa: E402
+import torch
 
-from controllers import create_controller  # noqa: E402
-from controllers.synthetic import MatchTask, run_search  # noqa: E402
-from search_spaces import MnasNetSpace  # noqa: E402
+from controllers import create_controller
+from controllers.synthetic import MatchTask, run_search
+from search_spaces import MnasNetSpace
 
 BATCH = 16
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -117,7 +117,7 @@ def timing(space: MnasNetSpace, batches: list[int], repeats: int) -> dict:
             controller = make()
             controller.update(controller.sample(n), [0.5] * n)  # warm-up
             sample_s, update_s = [], []
-            for i in range(repeats):
+            for _ in range(repeats):
                 t0 = time.perf_counter()
                 samples = controller.sample(n)
                 t1 = time.perf_counter()

@@ -229,7 +229,7 @@ def train_final(job: dict[str, Any]) -> dict[str, Any]:
 def stage_final(work: Path, models: list[dict[str, Any]], cifar: Path, epochs: float,
                 max_train: int, workers: int) -> list[dict[str, Any]]:
     path = work / "final.jsonl"
-    done = [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
+    done = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     have = {(r["name"], r["seed"]) for r in done}
     jobs = [{"name": m["name"], "blocks": m["blocks"], "seed": s, "epochs": epochs,
              "max_train": max_train, "cifar": str(cifar)}

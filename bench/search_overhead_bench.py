@@ -36,8 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mnas.config.schema import config_from_dict  # noqa: E402
-from mnas.search.runner import create_executor, create_search  # noqa: E402
+from mnas.config.schema import config_from_dict
+from mnas.search.runner import create_executor, create_search
 
 SPACE = {"input_size": 16, "num_classes": 10, "stem_filters": 8, "stem_stride": 1,
          "head_filters": 64, "width_divisor": 4,

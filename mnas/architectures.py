@@ -47,7 +47,7 @@ def resolve_arch(text: str | list[str]) -> Network:
     if text.endswith(".json"):
         raise FileNotFoundError(f"{text}: no such file")
     strings = [s for s in text.replace(",", " ").split() if s]
-    first_key = re.match(r"[^0-9_]*", strings[0]).group() if strings else ""
+    first_key = re.sub(r"[0-9_].*", "", strings[0]) if strings else ""
     if first_key not in _BLOCK_KEYS:  # e.g. a misspelt reference name, not a block string
         raise ValueError(f"{text!r} is neither a reference name "
                          f"({', '.join(reference_network_names())}), "

@@ -26,7 +26,8 @@ class CliError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mnas", description="Platform-aware neural architecture search (MnasNet) on your own device.")
+        prog="mnas",
+        description="Platform-aware neural architecture search (MnasNet) on your own device.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

@@ -24,9 +24,12 @@ def interrupts_deferred() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught: list[tuple[int, Any]] = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append((signum, frame)))
-                for sig in _HELD_SIGNALS
+    caught: list[tuple[signal.Signals, Any]] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        caught.append((signal.Signals(signum), frame))
+
+    previous = {sig: signal.signal(sig, hold) for sig in _HELD_SIGNALS
                 if signal.getsignal(sig) is not None}  # None: set outside Python, left alone
     try:
         yield

@@ -92,7 +92,7 @@ class Progress:
         if self._bar is None:
             return
         changed = done != self._done
-        postfix = {"running": running}
+        postfix: dict[str, object] = {"running": running}
         if best is not None:
             postfix["best"] = f"{best.reward:.4f}"
             postfix["acc"] = f"{best.accuracy:.3f}"

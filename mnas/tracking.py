@@ -51,11 +51,10 @@ class Tracker:
         for c in candidates([record]):
             self._best = max(self._best, c.reward)
         w = self._writer
-        w.add_scalar("child/reward", float(record.reward), step)
-        if record.accuracy is not None:
-            w.add_scalar("child/accuracy", float(record.accuracy), step)
-        if record.latency_ms is not None:  # None: the predictor gave no usable value
-            w.add_scalar("child/latency_ms", float(record.latency_ms), step)
+        for tag, value in (("child/reward", record.reward), ("child/accuracy", record.accuracy),
+                           ("child/latency_ms", record.latency_ms)):
+            if value is not None:
+                w.add_scalar(tag, float(value), step)
         if np.isfinite(self._best):
             w.add_scalar("search/best_reward", self._best, step)
 

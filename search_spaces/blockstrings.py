@@ -175,7 +175,8 @@ def encode_block(block: BlockSpec) -> str:
     """Official order: r k s e i o, then se (when > 0), then noskip/poolskip, then conv, then the
     activation (when not ReLU)."""
     s = block.stride
-    text = f"r{block.repeats}_k{block.kernel}_s{s}{s}_e{block.expansion}_i{block.in_filters}_o{block.out_filters}"
+    text = (f"r{block.repeats}_k{block.kernel}_s{s}{s}_e{block.expansion}"
+            f"_i{block.in_filters}_o{block.out_filters}")
     text += _se_text(block.se_ratio) + _skip_text(block.skip)
     return text + ("_conv" if block.op == "conv" else "") + _act_text(block.act, 0)
 
@@ -227,7 +228,8 @@ def decode_timm_block(text: str, in_filters: int, activation: str = "relu") -> B
     ``cn_`` has a residual only with ``_skip``; ``ir_``/``ds_`` unless ``_noskip``."""
     head, _, rest = text.partition("_") if isinstance(text, str) else ("", "", "")
     if head not in _TIMM_OPS:
-        raise ValueError(f"block string {text!r}: token {head!r}: expected op prefix ir_, ds_ or cn_")
+        raise ValueError(
+            f"block string {text!r}: token {head!r}: expected op prefix ir_, ds_ or cn_")
     op = _TIMM_OPS[head]
     required = ("r", "k", "s", "e", "c") if op == "ir" else ("r", "k", "s", "c")
     tokens = _tokens(rest, required, ("r", "k", "s", "e", "c", "se", "noskip", "skip", "poolskip",

@@ -49,7 +49,8 @@ def parse_op(name: str) -> tuple[str, int]:
     """Space op name -> (BlockSpec.op, expansion): conv, dconv, mbconv<E>."""
     match = _OP.fullmatch(str(name))
     if not match:
-        raise ValueError(f"search space op {name!r}: expected conv, dconv or mbconv<E> (e.g. mbconv6)")
+        raise ValueError(
+            f"search space op {name!r}: expected conv, dconv or mbconv<E> (e.g. mbconv6)")
     if name == "conv":
         return "conv", 1
     if name == "dconv":
@@ -193,25 +194,33 @@ class MnasNetSpace:
                         stem_stride=self.stem_stride, head_filters=self.head_filters,
                         dropout=self.dropout)
 
+    def _matches(self, name: str, choice: Any, i: int, block: BlockSpec, base: BaseBlock) -> bool:
+        """Whether `choice` of decision `name` gives `block` (block `i`, over `base`)."""
+        if name == "op":
+            return parse_op(choice) == (block.op, block.expansion)
+        if name == "kernel":
+            return bool(choice == block.kernel)
+        if name == "se":
+            return float(choice) == block.se_ratio
+        if name == "skip":
+            return bool(choice == block.skip)
+        if name == "filters":
+            return self.block_out_filters(i, choice) == block.out_filters
+        return max(1, base.layers + choice) == block.repeats  # layers
+
     def encode(self, arch: ArchSpec) -> list[int]:
         """ArchSpec -> actions; ValueError if the architecture is not in this space."""
         if len(arch.blocks) != len(self.base):
-            raise ValueError(f"architecture has {len(arch.blocks)} blocks, the space {len(self.base)}")
+            raise ValueError(
+                f"architecture has {len(arch.blocks)} blocks, the space {len(self.base)}")
         actions: list[int] = []
         for i, (block, base) in enumerate(zip(arch.blocks, self.base)):
-            wanted = {
-                "op": lambda c: parse_op(c) == (block.op, block.expansion),
-                "kernel": lambda c: c == block.kernel,
-                "se": lambda c: float(c) == block.se_ratio,
-                "skip": lambda c: c == block.skip,
-                "filters": lambda c, i=i: self.block_out_filters(i, c) == block.out_filters,
-                "layers": lambda c: max(1, base.layers + c) == block.repeats,
-            }
             for name in _DECISION_FIELDS:
                 choices = self._choices()[name]
-                hits = [j for j, c in enumerate(choices) if wanted[name](c)]
+                hits = [j for j, c in enumerate(choices) if self._matches(name, c, i, block, base)]
                 if not hits:
-                    raise ValueError(f"block {i + 1}: {name} of {block} is not a choice of this space")
+                    raise ValueError(
+                        f"block {i + 1}: {name} of {block} is not a choice of this space")
                 actions.append(hits[0])
             if block.act != "relu":
                 raise ValueError(f"block {i + 1}: activation {block.act!r} is not a choice of "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Iterator
+from typing import Any, Iterator
 
 #: Layer operations. `ir` is MobileNetV2's inverted residual (MBConv), `ds` the depthwise-separable
 #: conv (MBConv with expansion 1), `conv` a regular k x k convolution.
@@ -67,7 +67,7 @@ class BlockSpec:
                 act=self.act,
             )
 
-    def with_(self, **changes: object) -> "BlockSpec":
+    def with_(self, **changes: Any) -> "BlockSpec":
         return replace(self, **changes)
 
 
@@ -183,7 +183,7 @@ class ArchSpec:
             s *= block.stride
         return s
 
-    def with_(self, **changes: object) -> "ArchSpec":
+    def with_(self, **changes: Any) -> "ArchSpec":
         return replace(self, **changes)
 
 

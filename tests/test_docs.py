@@ -18,6 +18,7 @@ BENCH_README = ROOT / "bench" / "README.md"
 REQUIRED = ("quick-start", "using-it", "experiment-configs", "the-headline", "reliability",
             "security", "results-in-brief", "development")
 
+RELIABILITY = "Reliability: faults survived, bad input refused"
 _LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 _NODE_ID = re.compile(r"`(tests/[\w/]+\.py)(?:::(\w+))?`")
 
@@ -36,6 +37,13 @@ def _headings(path: Path) -> dict[str, str]:
         elif not fenced and (m := re.match(r"#{1,4} (.+)", line)):
             out[_slug(m.group(1))] = m.group(1)
     return out
+
+
+def reliability_tests() -> list[str]:
+    """The test node ids the README's reliability table cites (`make test-faults` runs the slow
+    ones in CI)."""
+    table = _section(README.read_text(encoding="utf-8"), RELIABILITY)
+    return sorted({f"{file}::{name}" for file, name in _NODE_ID.findall(table) if name})
 
 
 def _section(text: str, title: str) -> str:
@@ -105,9 +113,17 @@ def test_cited_tests_and_files_exist(doc: Path) -> None:
 
 
 def test_every_reliability_row_cites_a_test() -> None:
-    table = _section(README.read_text(encoding="utf-8"), "Reliability: faults survived, bad input "
-                                                          "refused")
+    table = _section(README.read_text(encoding="utf-8"), RELIABILITY)
     rows = [r for r in table.splitlines() if r.startswith("| ") and not r.startswith("| fault")]
     assert len(rows) >= 10, "the reliability table lost rows"
     for row in rows:
         assert _NODE_ID.search(row.rsplit("|", 2)[1]), f"reliability row without a test: {row}"
+    assert len(reliability_tests()) >= 10
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--reliability-tests"]:
+        sys.exit("usage: python tests/test_docs.py --reliability-tests")
+    print(" ".join(reliability_tests()))

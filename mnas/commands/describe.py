@@ -1,6 +1,6 @@
 """`mnas describe`: the block table, parameters and multiply-adds of an architecture.
 
-torch is imported by the command, not by this module, so `mnas describe --help` answers without it."""
+torch is imported by the command, not by this module: `mnas describe --help` answers without it."""
 from __future__ import annotations
 
 import argparse
@@ -16,9 +16,10 @@ def _table_rows(arch: ArchSpec, input_size: int) -> list[tuple[str, ...]]:
 
     res = out_size(input_size, arch.stem_stride)
     edge = "" if arch.activation == "relu" else f"+{arch.activation}"  # stem's and head's
-    rows = [("block", "op", "k", "s", "e", "se", "skip", "r", "in", "out", "out res"),
-            ("stem", "conv" + edge, "3", str(arch.stem_stride), "-", "-", "-", "1", "3",
-             str(arch.stem_filters), f"{res}x{res}")]
+    rows: list[tuple[str, ...]] = [
+        ("block", "op", "k", "s", "e", "se", "skip", "r", "in", "out", "out res"),
+        ("stem", "conv" + edge, "3", str(arch.stem_stride), "-", "-", "-", "1", "3",
+         str(arch.stem_filters), f"{res}x{res}")]
     for i, b in enumerate(arch.blocks):
         res = out_size(res, b.stride)  # only a block's first layer strides
         op = b.op if b.act == "relu" else f"{b.op}+{b.act}"

@@ -120,8 +120,9 @@ def run(args: argparse.Namespace) -> int:
                   f"child_training.time_limit_s does", file=sys.stderr, flush=True)
         init = getattr(executor, "init_seconds", None)
         if init is not None:
+            startup = getattr(executor, "startup_seconds", 0.0)
             print(f"ray: {executor.capacity} workers ready in "
-                  f"{init + executor.startup_seconds:.1f} s (ray.init {init:.1f} s)",
+                  f"{init + startup:.1f} s (ray.init {init:.1f} s)",
                   file=sys.stderr, flush=True)
         summary = search.run(executor, progress=not args.no_progress)
         _print_summary(summary, run_dir, time.perf_counter() - start)

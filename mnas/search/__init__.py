@@ -1,1 +1,2 @@
-"""The search: ask/tell loop, executors (local and Ray), checkpoint, history, run directory, ranking."""
+"""The search: ask/tell loop, executors (local and Ray), checkpoint, history, run directory and
+ranking."""

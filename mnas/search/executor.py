@@ -12,7 +12,10 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
+
+if TYPE_CHECKING:
+    from mnas.search.loop import Trial
 
 #: Default child trainer, by dotted path so worker processes import it themselves.
 DEFAULT_TRAINER = "mnas.training.trainer:train_child"
@@ -52,9 +55,9 @@ class Executor(Protocol):
 
     capacity: int
 
-    def submit(self, trial: Any) -> None: ...
+    def submit(self, trial: Trial) -> None: ...
 
-    def wait(self) -> list[tuple[Any, Outcome]]:
+    def wait(self) -> list[tuple[Trial, Outcome]]:
         """Block until at least one submitted trial has finished; return all finished ones."""
 
     def shutdown(self) -> None: ...
@@ -161,12 +164,12 @@ class LocalExecutor:
         self.train_config = train_config
         self.num_classes = num_classes
         self.trainer = resolve_trainer(trainer)
-        self._queue: deque[Any] = deque()
+        self._queue: deque[Trial] = deque()
 
-    def submit(self, trial: Any) -> None:
+    def submit(self, trial: Trial) -> None:
         self._queue.append(trial)
 
-    def wait(self) -> list[tuple[Any, Outcome]]:
+    def wait(self) -> list[tuple[Trial, Outcome]]:
         if not self._queue:
             raise RuntimeError("wait() with nothing submitted")
         trial = self._queue.popleft()

@@ -22,7 +22,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -36,6 +36,25 @@ from mnas.search.history import HistoryRecord, HistoryWriter, load_history
 from mnas.search.ranking import Candidate, best, candidates
 from mnas.search.rundir import RunDir
 from mnas.reward import RewardSpec
+
+
+class SearchSpace(Protocol):
+    """What the loop needs of a search space: a controller's actions -> the child's spec."""
+
+    def decode(self, actions: Sequence[int], /) -> ArchSpec: ...
+
+
+class SearchTracker(Protocol):
+    """What the loop reports as it goes (`mnas.tracking.Tracker`: TensorBoard and the plot)."""
+
+    def seed(self, records: Sequence[HistoryRecord], /) -> None: ...
+
+    def log_child(self, record: HistoryRecord, step: int, /) -> None: ...
+
+    def log_update(self, stats: dict[str, float], actions: Sequence[Sequence[int]],
+                   step: int, /) -> None: ...
+
+    def close(self, records: Sequence[HistoryRecord], /) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -62,9 +81,9 @@ class SearchSummary:
 class Search:
     """Explicit search state (ask/tell). `latency` maps an ArchSpec to milliseconds."""
 
-    def __init__(self, run_dir: str | Path, *, space: Any, controller: Controller,
+    def __init__(self, run_dir: str | Path, *, space: SearchSpace, controller: Controller,
                  latency: Callable[[ArchSpec], float], reward: RewardSpec, children: int,
-                 batch: int, resume: bool = False, tracker: Any = None,
+                 batch: int, resume: bool = False, tracker: SearchTracker | None = None,
                  latency_name: str | None = None,
                  log: Callable[[str], None] | None = None) -> None:
         if children < 1 or batch < 1:

@@ -26,11 +26,14 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnas.search.executor import (FATAL_ERRORS, Outcome, Trainer, oom_reason, resolve_trainer,
                                   run_child)
 from mnas.training.device import ray_assigned_device
+
+if TYPE_CHECKING:
+    from mnas.search.loop import Trial
 
 OBJECT_STORE_BYTES = 200 * 1024 ** 2
 
@@ -110,7 +113,7 @@ def assign_device(train_config: Any, gpu_ids: list[str]) -> Any:
 @dataclass
 class _Running:
     slot: int
-    trial: Any
+    trial: Trial
     attempts: int
     started: float
     dispatched: float
@@ -143,7 +146,7 @@ class RayExecutor:
         self._args = (trainer, train_config, num_classes, max(1, int(round(cpus_per_child))))
         self._actors: dict[int, Any] = {}
         self._idle: deque[int] = deque(range(self.capacity))
-        self._queue: deque[tuple[Any, int, float]] = deque()
+        self._queue: deque[tuple[Trial, int, float]] = deque()
         self._running: dict[Any, _Running] = {}
         self.replaced = 0
         start = time.perf_counter()
@@ -165,7 +168,7 @@ class RayExecutor:
     def running(self) -> int:
         return len(self._running) + len(self._queue)
 
-    def submit(self, trial: Any) -> None:
+    def submit(self, trial: Trial) -> None:
         self._queue.append((trial, 1, time.perf_counter()))
         self._dispatch()
 
@@ -218,11 +221,11 @@ class RayExecutor:
         earliest = min(r.started for r in self._running.values())
         return max(0.0, earliest + self.timeout - time.perf_counter())
 
-    def wait(self) -> list[tuple[Any, Outcome]]:
+    def wait(self) -> list[tuple[Trial, Outcome]]:
         if not self.running:
             raise RuntimeError("wait() with nothing submitted")
         while True:
-            finished: list[tuple[Any, Outcome]] = []
+            finished: list[tuple[Trial, Outcome]] = []
             if self._running:
                 wait_s = self._next_deadline()
                 if self._queue:  # retry placement after a node loss frees up CPUs
@@ -240,7 +243,7 @@ class RayExecutor:
             if finished:
                 return finished
 
-    def _collect(self, ref: Any) -> list[tuple[Any, Outcome]]:
+    def _collect(self, ref: Any) -> list[tuple[Trial, Outcome]]:
         entry = self._running.pop(ref)
         ray = self._ray
         try:
@@ -272,7 +275,7 @@ class RayExecutor:
         return [(entry.trial, Outcome(result, worker, entry.attempts,
                                       self._since(entry.dispatched)))]
 
-    def _expire(self) -> list[tuple[Any, Outcome]]:
+    def _expire(self) -> list[tuple[Trial, Outcome]]:
         if self.timeout is None:
             return []
         now, out = time.perf_counter(), []

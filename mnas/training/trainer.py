@@ -137,8 +137,8 @@ class ChildResult:
 
 @dataclass(frozen=True)
 class Stretch:
-    """How a stretch of training (`Trainer.train`) ended: `status` ok/diverged/timeout, mean loss of the last epoch's
-    steps, images seen and seconds spent in the training loop."""
+    """How a stretch of training (`Trainer.train`) ended: `status` ok/diverged/timeout, mean loss
+    of the last epoch's steps, images seen and seconds spent in the training loop."""
 
     status: str
     loss: float

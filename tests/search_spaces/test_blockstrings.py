@@ -42,7 +42,8 @@ def test_official_a1_decodes_to_the_published_blocks() -> None:
     first, third = arch.blocks[0], arch.blocks[2]
     assert first == BlockSpec("ds", 1, 3, 1, 1, 32, 16, 0.0, "none")
     assert third == BlockSpec("ir", 3, 5, 2, 3, 24, 40, 0.25, "identity")
-    assert (arch.stem_filters, arch.stem_stride, arch.head_filters, arch.dropout) == (32, 2, 1280, 0.2)
+    assert (arch.stem_filters, arch.stem_stride, arch.head_filters, arch.dropout) == (
+        32, 2, 1280, 0.2)
 
 
 def test_token_order_does_not_matter_when_parsing() -> None:
@@ -106,7 +107,7 @@ def test_specs_are_frozen() -> None:
 
 def test_block_layers_first_takes_stride_and_width() -> None:
     layers = list(decode_block("r3_k5_s22_e6_i40_o80").layers())
-    assert [(l.stride, l.in_filters, l.out_filters) for l in layers] == [
+    assert [(la.stride, la.in_filters, la.out_filters) for la in layers] == [
         (2, 40, 80), (1, 80, 80), (1, 80, 80)]
 
 

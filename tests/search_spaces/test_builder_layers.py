@@ -32,10 +32,12 @@ def test_expand_conv_only_when_expansion_is_not_one() -> None:
     ir = build_layer(_layer("ir", expansion=6, cin=16, cout=24))
     first = _convs(ir.body)[0]
     assert isinstance(ir, InvertedResidual)
-    assert (first.in_channels, first.out_channels, first.kernel_size, first.groups) == (16, 96, (1, 1), 1)
+    assert (first.in_channels, first.out_channels, first.kernel_size, first.groups) == (
+        16, 96, (1, 1), 1)
     ds = build_layer(_layer("ds", expansion=1, cin=16, cout=24))
     first = _convs(ds.body)[0]
-    assert (first.in_channels, first.out_channels, first.kernel_size, first.groups) == (16, 16, (3, 3), 16)
+    assert (first.in_channels, first.out_channels, first.kernel_size, first.groups) == (
+        16, 16, (3, 3), 16)
     assert len(_convs(ds.body)) == 2  # depthwise + project only
 
 
@@ -65,7 +67,7 @@ def test_se_squeeze_width_comes_from_layer_input(cin: int, expansion: int, se: f
 
 def test_se_width_in_later_layers_uses_the_block_output() -> None:
     layers = list(decode_block("r3_k5_s22_e3_i24_o40_se0.25").layers())
-    assert [l.se_filters for l in layers] == [6, 10, 10]
+    assert [layer.se_filters for layer in layers] == [6, 10, 10]
 
 
 def test_no_se_module_without_se_ratio() -> None:

@@ -175,7 +175,7 @@ def test_parse_overrides_keeps_text_and_numbers():
 
 def test_relative_paths_resolve_against_cwd(tmp_path, monkeypatch):
     (tmp_path / "sub").mkdir()
-    path = write(tmp_path / "sub", """
+    write(tmp_path / "sub", """
 latency: {table: tables/lut.json}
 child_training: {data: {name: npz, path: ../data/d.npz, cache_dir: ~/cache}}
 output: {dir: out}
@@ -226,7 +226,8 @@ def test_fingerprint_ignores_only_resume_mutable_keys():
                  config_from_dict({"child_training": {"precision": "bf16"}})]
     prints = {config_fingerprint(c) for c in different}
     assert len(prints) == len(different) and config_fingerprint(base) not in prints
-    assert fingerprint_diff(base, different[2]) == [f"controller.lr: {base.controller.lr!r} -> 0.01"]
+    assert fingerprint_diff(base, different[2]) == [
+        f"controller.lr: {base.controller.lr!r} -> 0.01"]
     assert len(config_fingerprint(base)) == 16
 
 

@@ -11,11 +11,11 @@ from mnas.search.history import load_history
 
 ray = pytest.importorskip("ray")
 
-from controllers import create_controller  # noqa: E402
-from mnas.search.ray_pool import RayExecutor, shutdown_ray  # noqa: E402
-from mnas.reward import RewardSpec  # noqa: E402
-from mnas.search.loop import Search  # noqa: E402
-from search_spaces.space import MnasNetSpace  # noqa: E402
+from controllers import create_controller
+from mnas.search.ray_pool import RayExecutor, shutdown_ray
+from mnas.reward import RewardSpec
+from mnas.search.loop import Search
+from search_spaces.space import MnasNetSpace
 
 TINY = {"base": [{"kernel": 3, "stride": 1, "expansion": 1, "filters": 8, "layers": 1},
                  {"kernel": 3, "stride": 2, "expansion": 6, "filters": 16, "layers": 1}],

@@ -109,7 +109,7 @@ def test_malformed_ok_record_names_line(run_dir):
 def test_rank_by_reward_dedupes_architectures(run_dir):
     history = read_history(run_dir / "history.jsonl")
     ranked = rank(history.candidates)
-    expected = sorted({(a, l) for a, l in POINTS if a is not None},
+    expected = sorted({(a, lat) for a, lat in POINTS if a is not None},
                       key=lambda p: -mnas_reward(p[0], p[1], target_ms=TARGET, alpha=-0.07,
                                                  beta=-0.07))
     assert [(c.accuracy, c.latency_ms) for c in ranked] == expected

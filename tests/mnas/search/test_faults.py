@@ -2,8 +2,8 @@
 naming the file and the key or token (no traceback, nothing left behind), and the faults a search
 must survive without a subprocess: failing children, a full disk, a half-written checkpoint.
 
-(The SIGKILL / SIGTERM / SIGINT tests run real processes: tests/mnas/search/test_search.py, slow. Ray
-worker deaths, timeouts and a lost node: tests/mnas/search/test_distributed.py.)"""
+(The SIGKILL / SIGTERM / SIGINT tests run real processes: tests/mnas/search/test_search.py, slow.
+Ray worker deaths, timeouts and a lost node: tests/mnas/search/test_distributed.py.)"""
 from __future__ import annotations
 
 import copy

@@ -248,13 +248,13 @@ def test_history_torn_line_is_truncated_and_corruption_is_an_error(tmp_path):
 
 
 # -- the `mnas search` command -------------------------------------------------------------------
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-import yaml  # noqa: E402
+import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -153,7 +153,7 @@ def test_cifar_batches_refuse_pickles_that_name_other_globals(tmp_path: Path) ->
     import pickle
 
     class Evil:
-        def __reduce__(self):  # noqa: ANN204 - what an attacker would put in the file
+        def __reduce__(self):
             return (os.system, (f"touch {tmp_path / 'pwned'}",))
 
     rng = np.random.default_rng(0)

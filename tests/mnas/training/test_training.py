@@ -1,4 +1,5 @@
-"""mnas.training.trainer / mnas.training.optim: proxy training, statuses, determinism, optimisers, schedules."""
+"""mnas.training.trainer / mnas.training.optim: proxy training, statuses, determinism, optimisers,
+schedules."""
 from __future__ import annotations
 
 import math
