@@ -9,7 +9,7 @@ __all__ = [
     "encode_arch", "encode_block", "build_model", "count_macs", "count_params", "reference_arch",
     "reference_names", "round_filters",
 ]
-from .space import BaseBlock, Decision, MnasNetSpace, layer_resolutions, parse_op
+from .space import BaseBlock, Decision, MnasNetSpace, layer_resolutions, parse_op  # noqa: E402
 
 __all__ += ["BaseBlock", "Decision", "MnasNetSpace", "layer_resolutions", "parse_op"]
 from .nasbench201 import NB201_OPS, NasBench201Space, Nb201Arch  # noqa: E402
