@@ -12,7 +12,7 @@ import copy
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Literal, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence, TypeVar, cast
 
 import numpy as np
 import torch
@@ -88,7 +88,7 @@ def _single_threaded(method: _F) -> _F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         with _one_thread():
             return method(*args, **kwargs)
-    return wrapper  # type: ignore[return-value]
+    return cast(_F, wrapper)
 
 
 class _Policy(nn.Module):
