@@ -300,7 +300,7 @@ class RNNController(Controller):
                     "reward_max": float(values.max()), "samples": float(len(samples)),
                     "skip_reason": "non-finite loss or gradient"}
         self.version += 1
-        stats.update(loss=float(loss.detach()), baseline=float(self.baseline),
+        stats.update(loss=float(loss.detach()), baseline=float(self.baseline or 0.0),
                      reward_mean=float(values.mean()), reward_max=float(values.max()),
                      advantage_mean=adv_mean, entropy=float(entropy.detach().mean()),
                      log_prob=float(logp.detach().mean()), staleness=staleness,

@@ -70,7 +70,7 @@ class _Builder:
         self.progress = progress
         self.provenance = dict(profiler.provenance(), input_size=space.input_size,
                                space_fingerprint=space.fingerprint, exporter="torchscript")
-        self.entries: dict[str, dict[str, float]] = {}
+        self.entries: dict[str, dict[str, Any]] = {}
         self.samples: list[dict[str, Any]] = []
         self.validation: list[dict[str, Any]] = []
         self.canary: list[dict[str, Any]] = []

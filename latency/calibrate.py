@@ -154,12 +154,12 @@ def cv_mape_learned(x: np.ndarray, corr: np.ndarray, y: np.ndarray, free: Sequen
     return _cv(y, fit_predict, folds, seed)
 
 
-def fit_calibrations(features: dict[str, np.ndarray], y: Sequence[float],
+def fit_calibrations(features: dict[str, np.ndarray], measured: Sequence[float],
                      correction: np.ndarray | None = None) -> dict[str, Any]:
     """Fit every kind plus the flops cost; select the kind with the lowest cross-validated MAPE
     (a kind with more parameters than a fifth of the samples is not considered; `learned` only
     with `correction` features and at least `LEARNED_MIN_SAMPLES` samples)."""
-    y = np.asarray(y, dtype=float)
+    y = np.asarray(measured, dtype=float)
     fits: dict[str, Any] = {}
     for kind, names in list(KINDS.items()) + [("flops", FLOPS_FEATURES)]:
         x = np.hstack([features[n].reshape(len(y), -1) for n in names])
@@ -179,7 +179,7 @@ def fit_calibrations(features: dict[str, np.ndarray], y: Sequence[float],
                            "cv_mape": cv_mape_learned(x, correction, y, free)}
     candidates = {k: v["cv_mape"] for k, v in fits.items() if k != "flops"}
     finite = {k: v for k, v in candidates.items() if np.isfinite(v)}
-    selected = min(finite, key=finite.get) if finite else "linear"
+    selected = min(finite, key=lambda k: finite[k]) if finite else "linear"
     return {"selected": selected, "fits": fits, "samples": int(len(y))}
 
 

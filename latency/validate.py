@@ -28,7 +28,8 @@ from .table import LatencyTable
 METRICS = ("mape", "within_5pct", "within_10pct", "kendall_tau", "spearman_rho")
 
 
-def fidelity(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
+def fidelity(predicted: Sequence[float] | np.ndarray,
+             measured: Sequence[float] | np.ndarray) -> dict[str, float]:
     """Error and rank-agreement metrics of predictions against measurements (fractions 0..1)."""
     from scipy.stats import kendalltau, spearmanr
 

@@ -92,7 +92,7 @@ def convert(tp: Any, value: Any, where: str) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return dataclass_from_data(tp, value, where)
     if origin in (Union, types.UnionType):
         return _convert_union(tp, args, value, where)
@@ -254,7 +254,7 @@ def check_key_path(cls: type, dotted: str, schemas: Mapping[str, type] | None = 
     tp: Any = cls
     parts = dotted.split(".")
     for depth, part in enumerate(parts):
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             names = [f.name for f in dataclasses.fields(tp) if f.init]
             if part not in names:
                 prefix = ".".join(parts[:depth]) or "the top level"

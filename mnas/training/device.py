@@ -41,7 +41,8 @@ def resolve_device(spec: str) -> torch.device:
     if not torch.cuda.is_available():
         raise ValueError(f"child_training.device: {spec!r} requested but CUDA is not available "
                          f"on this machine (torch {torch.__version__}); use auto or cpu")
-    index = int(_CUDA_N.fullmatch(spec).group(1)) if ":" in spec else torch.cuda.current_device()
+    match = _CUDA_N.fullmatch(spec)
+    index = int(match.group(1)) if match is not None else torch.cuda.current_device()
     count = torch.cuda.device_count()
     if index >= count:
         raise ValueError(f"child_training.device: {spec!r} requested but this machine has "

@@ -71,9 +71,9 @@ def scan(root: Path) -> tuple[tuple[str, ...], list[Entry]]:
         raise ValueError(f"{root}: expected at least 2 class subfolders with images, found 1 "
                          f"({next(iter(per_class))})")
     classes = tuple(per_class)
-    files = [Entry(rel, label, size, mtime) for label, name in enumerate(classes)
+    found = [Entry(rel, label, size, mtime) for label, name in enumerate(classes)
              for rel, size, mtime in per_class[name]]
-    return classes, files
+    return classes, found
 
 
 def _image_files(folder: Path, rel: str) -> Iterator[tuple[str, int, int]]:

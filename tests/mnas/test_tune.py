@@ -11,11 +11,11 @@ import pytest
 
 tune_mod = pytest.importorskip("ray.tune")
 
-from controllers import create_controller  # noqa: E402
-from mnas.reward import mnas_reward  # noqa: E402
-from mnas.reward import RewardSpec  # noqa: E402
-from mnas.tune import MnasSearcher, arch_from_config  # noqa: E402
-from search_spaces.space import MnasNetSpace  # noqa: E402
+from controllers import create_controller
+from mnas.reward import mnas_reward
+from mnas.reward import RewardSpec
+from mnas.tune import MnasSearcher, arch_from_config
+from search_spaces.space import MnasNetSpace
 
 SPACE = {"base": [{"kernel": 3, "stride": 1, "expansion": 1, "filters": 8, "layers": 1},
                   {"kernel": 3, "stride": 2, "expansion": 6, "filters": 16, "layers": 1}],
