@@ -75,7 +75,7 @@ class Controller(abc.ABC):
         """Propose `n` architectures."""
 
     @abc.abstractmethod
-    def update(self, samples: Sequence[Sample], rewards: Sequence[float]) -> dict[str, float]:
+    def update(self, samples: Sequence[Sample], rewards: Sequence[float]) -> dict[str, Any]:
         """Learn from rewards of any subset of earlier samples, in any order; returns statistics."""
 
     @abc.abstractmethod

@@ -54,7 +54,7 @@ class RandomController(Controller):
         log_prob = self.uniform_log_prob()
         return [Sample(tuple(int(a) for a in row), log_prob) for row in self._draw(n)]
 
-    def update(self, samples: Sequence[Sample], rewards: Sequence[float]) -> dict[str, float]:
+    def update(self, samples: Sequence[Sample], rewards: Sequence[float]) -> dict[str, Any]:
         self._check_batch(samples, rewards)
         return {}
 
@@ -149,7 +149,7 @@ class ConstrainedRandomController(RandomController):
             out.append(Sample(actions, log_prob, predicted_ms=latency))
         return out
 
-    def update(self, samples: Sequence[Sample], rewards: Sequence[float]) -> dict[str, float]:
+    def update(self, samples: Sequence[Sample], rewards: Sequence[float]) -> dict[str, Any]:
         self._check_batch(samples, rewards)
         return self.stats()
 

@@ -262,7 +262,7 @@ class RNNController(Controller):
         self.history = snap["history"]
 
     @_single_threaded
-    def update(self, samples: Sequence[Sample], rewards: Sequence[float]) -> dict[str, float]:
+    def update(self, samples: Sequence[Sample], rewards: Sequence[float]) -> dict[str, Any]:
         values = self._check_batch(samples, rewards)
         if len(samples) == 0:
             return {}

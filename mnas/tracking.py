@@ -58,7 +58,7 @@ class Tracker:
         if np.isfinite(self._best):
             w.add_scalar("search/best_reward", self._best, step)
 
-    def log_update(self, stats: dict[str, float], actions: Sequence[Sequence[int]],
+    def log_update(self, stats: dict[str, Any], actions: Sequence[Sequence[int]],
                    update: int) -> None:
         if self._writer is None:
             return

@@ -51,7 +51,7 @@ class SearchTracker(Protocol):
 
     def log_child(self, record: HistoryRecord, step: int, /) -> None: ...
 
-    def log_update(self, stats: dict[str, float], actions: Sequence[Sequence[int]],
+    def log_update(self, stats: dict[str, Any], actions: Sequence[Sequence[int]],
                    step: int, /) -> None: ...
 
     def close(self, records: Sequence[HistoryRecord], /) -> None: ...
@@ -234,8 +234,8 @@ class Search:
         return trial
 
     def _finish(self, trial: Trial, fields_: dict[str, Any], *, cached: bool) -> HistoryRecord:
-        latency = self._predict(trial.spec, trial.arch)
-        latency = None if isinstance(latency, str) else latency
+        predicted = self._predict(trial.spec, trial.arch)
+        latency = None if isinstance(predicted, str) else predicted
         reward = self.reward.score(fields_["status"], fields_.get("accuracy"), latency)
         if cached:
             fields_.update(train_time_s=0.0, wall_time_s=0.0, worker=None, attempts=0)
@@ -257,7 +257,7 @@ class Search:
                                         self.updates)
         return record
 
-    def _maybe_update(self) -> tuple[dict[str, float], list[tuple[Trial, float]]] | None:
+    def _maybe_update(self) -> tuple[dict[str, Any], list[tuple[Trial, float]]] | None:
         """Update the controller once a full batch of rewards has arrived (arrival order)."""
         if len(self._pending) < self.batch:
             return None
@@ -384,7 +384,7 @@ def _log_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _checked_latency(value: Any, name: str) -> float | str:
+def _checked_latency(value: Any, name: str | None) -> float | str:
     """`value` as milliseconds, or the error text when it is not a finite number > 0."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.ndarray)) \
             or (isinstance(value, np.ndarray) and value.size != 1):

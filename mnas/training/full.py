@@ -42,7 +42,7 @@ def _resume(trainer: Trainer, ckpt: Path, arch: Network, config: TrainConfig) ->
     state = read_torch_file(ckpt, "training checkpoint")
     try:
         meta = json.loads(state["meta"])
-        meta["blocks"], meta["stem_stride"], meta["config"], meta["history"]  # noqa: B018
+        meta["blocks"], meta["stem_stride"], meta["config"], meta["history"]
     except (TypeError, KeyError, ValueError):
         raise ValueError(f"{ckpt}: not an mnas training checkpoint (no valid 'meta')") from None
     if not isinstance(state.get("trainer"), dict) or not isinstance(meta["config"], dict):

@@ -466,7 +466,8 @@ def test_a_history_value_of_the_wrong_type_is_refused_by_resume(
     _one_line(capsys, "history.jsonl: line 2: accuracy is 'abc'")
 
 
-@pytest.mark.parametrize("tail, torn", [(b'{"index": 4, "ar', True), (b'{"index": 4, "ar\n', False)],
+@pytest.mark.parametrize("tail, torn",
+                         [(b'{"index": 4, "ar', True), (b'{"index": 4, "ar\n', False)],
                          ids=["no newline", "newline"])
 def test_resume_and_export_agree_on_a_damaged_last_line(
         finished: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tail: bytes,
