@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from yardstick_runs import run_controller  # noqa: E402
-from yardstick_tasks import NB201_CSV, Nb201Table  # noqa: E402
+from yardstick_runs import run_controller
+from yardstick_tasks import NB201_CSV, Nb201Table
 
 #: The defaults (lr 0.003, entropy 1e-4, EMA baseline) and the risk-seeking variant.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -111,7 +111,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
     keys = ("entropy", "over_target", "latency_over_target", "distinct_last64", "regret")
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.4))
-    for v, (variant, tasks) in enumerate(result["runs"].items()):
+    for v, tasks in enumerate(result["runs"].values()):
         for t, (task, runs) in enumerate(tasks.items()):
             for ax, key in zip(axes, keys):
                 xs = runs[0]["samples"]
@@ -124,8 +124,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[-1].set_yscale("symlog", linthresh=0.1)
     axes[0].legend(fontsize=6)
-    fig.suptitle("RNN controller on NAS-Bench-201, hard reward: EMA baseline dashed, risk-seeking solid "
-                 "(median over seeds)", fontsize=10)
+    fig.suptitle("RNN controller on NAS-Bench-201, hard reward: EMA baseline dashed, "
+                 "risk-seeking solid (median over seeds)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -14,7 +14,7 @@ Regret = optimum reward - reward of the best found architecture (reward points; 
 reward a qualifying architecture's reward is its accuracy). The NAS-Bench-201 optimum is exact
 (all 15,625 cells enumerated).
 
-    .venv/bin/python bench/yardstick.py                      # everything (hours on a busy 2-core VM)
+    .venv/bin/python bench/yardstick.py                 # everything (hours on a busy 2-core VM)
     .venv/bin/python bench/yardstick.py --quick              # 3 seeds, budgets to 500
     .venv/bin/python bench/yardstick.py --latency-column latency_ms_fpga --percentiles 25
 
@@ -38,10 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout, even if the installed package is stale
 sys.path.insert(0, str(ROOT / "bench"))
 
-from yardstick_report import (markdown_table, picks, plot, print_table, summarize,  # noqa: E402
+from yardstick_report import (markdown_table, picks, plot, print_table, summarize,
                               targets_nb201)
-from yardstick_runs import CONTROLLERS, PEERS, TPE_INSTALL, run  # noqa: E402
-from yardstick_tasks import NB201_CSV, Nb201Table, Task  # noqa: E402
+from yardstick_runs import CONTROLLERS, PEERS, TPE_INSTALL, run
+from yardstick_tasks import NB201_CSV, Nb201Table, Task
 
 NB201_BUDGETS = [50, 100, 200, 500, 1000, 2000]
 

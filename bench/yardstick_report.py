@@ -94,7 +94,9 @@ def print_table(task_name: str, summary: dict[str, Any], budgets: list[int]) -> 
                 cells.append(f"{'-':>18s}")
                 continue
             star = "*" if row.get("p_less_than_random", 1.0) < ALPHA else " "
-            cells.append(f"{'%.2f [%.2f-%.2f]%s' % (row['regret_median'], row['regret_q25'], row['regret_q75'], star):>18s}")
+            cell = "%.2f [%.2f-%.2f]%s" % (row["regret_median"], row["regret_q25"],
+                                           row["regret_q75"], star)
+            cells.append(f"{cell:>18s}")
         print(f"{name:20s}" + "".join(cells))
 
 

@@ -313,7 +313,8 @@ class RNNController(Controller):
             "kind": self.kind, "sizes": list(self.sizes), "hidden_size": self.hidden_size,
             "algorithm": self.algorithm, "policy": self.policy.state_dict(),
             "optimizer": self.optimizer.state_dict(), "baseline": self.baseline,
-            "history": list(self.history), "version": self.version, "rng": self.generator.get_state(),
+            "history": list(self.history), "version": self.version,
+            "rng": self.generator.get_state(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
