@@ -5,11 +5,12 @@ from .reference import reference_arch, reference_names, round_filters
 from .specs import ACTIVATIONS, OPS, SKIPS, ArchSpec, BlockSpec, LayerSpec
 
 __all__ = [
-    "ACTIVATIONS", "OPS", "SKIPS", "ArchSpec", "BlockSpec", "LayerSpec", "decode_arch", "decode_block",
+    "ACTIVATIONS", "OPS", "SKIPS", "ArchSpec", "BlockSpec", "LayerSpec", "decode_arch",
+    "decode_block",
     "encode_arch", "encode_block", "build_model", "count_macs", "count_params", "reference_arch",
     "reference_names", "round_filters",
 ]
-from .space import BaseBlock, Decision, MnasNetSpace, layer_resolutions, parse_op  # noqa: E402
+from .space import BaseBlock, Decision, MnasNetSpace, layer_resolutions, parse_op
 
 __all__ += ["BaseBlock", "Decision", "MnasNetSpace", "layer_resolutions", "parse_op"]
 from .nasbench201 import NB201_OPS, NasBench201Space, Nb201Arch  # noqa: E402

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Any, Callable
 
 from torch import nn
 
@@ -80,7 +80,7 @@ class FamilyModel:
                              f"{in_channels}")
         return FAMILIES[self.family].cls(self.width, num_classes, in_channels, self.stem_stride)
 
-    def with_(self, **changes: object) -> "FamilyModel":
+    def with_(self, **changes: Any) -> "FamilyModel":
         return replace(self, **changes)
 
 

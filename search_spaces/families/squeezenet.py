@@ -37,7 +37,8 @@ class SqueezeNet(nn.Module):
         super().__init__()
         if width != 1.0:
             raise ValueError(f"squeezenet1_1 has no width variants (got width {width:g})")
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, 64, 3, stem_stride), nn.ReLU(inplace=True),
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, 64, 3, stem_stride),
+                                   nn.ReLU(inplace=True),
                                    _pool()]
         cin = 64
         for idx, (squeeze, e1, e3) in enumerate(FIRES):

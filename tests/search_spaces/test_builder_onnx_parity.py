@@ -1,4 +1,5 @@
-"""Every reference network (block-grammar and the families outside it) and random MnasNetSpace networks run forward and export to ONNX, and
+"""Every reference network (block-grammar and the families outside it) and random MnasNetSpace
+networks run forward and export to ONNX, and
 onnxruntime reproduces the PyTorch outputs.
 
 Random BN statistics and a unit-scale classifier make the logits O(1); the outputs are compared

@@ -57,7 +57,7 @@ def test_baselines_train_appends_and_resumes(tmp_path: Path) -> None:
             "16", "--train", str(config), "--out", str(out), *FAST]
     assert main(args) == 0
     lines = (out / "trained.jsonl").read_text().splitlines()
-    assert len(lines) == 4 and all(json.loads(l)["status"] == "ok" for l in lines)
+    assert len(lines) == 4 and all(json.loads(line)["status"] == "ok" for line in lines)
     models = json.loads((out / "baselines.json").read_text())["models"]
     assert all(0 <= m["accuracy"] <= 1 for m in models)
     assert main(args) == 0  # a rerun reuses every trained model
