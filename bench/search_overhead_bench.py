@@ -32,11 +32,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mnas.config.schema import config_from_dict
+from mnas.config.schema import ExperimentConfig, config_from_dict
+from mnas.search.executor import Executor, Outcome
+from mnas.search.loop import Trial
 from mnas.search.runner import create_executor, create_search
 
 SPACE = {"input_size": 16, "num_classes": 10, "stem_filters": 8, "stem_stride": 1,
@@ -50,7 +53,7 @@ SPACE = {"input_size": 16, "num_classes": 10, "stem_filters": 8, "stem_stride": 
                   {"kernel": 3, "stride": 1, "expansion": 6, "filters": 64, "layers": 1}]}
 
 
-def make_config(workers: int, children: int, epochs: float, out: str):
+def make_config(workers: int, children: int, epochs: float, out: str) -> ExperimentConfig:
     return config_from_dict({
         "name": f"bench-w{workers}", "seed": 0, "search_space": SPACE,
         "controller": {"name": "random"},
@@ -62,10 +65,10 @@ def make_config(workers: int, children: int, epochs: float, out: str):
         "output": {"dir": out, "tensorboard": True, "plot": True}})
 
 
-def timed(obj, name: str, bucket: list[float]) -> None:
-    original = getattr(obj, name)
+def timed(obj: object, name: str, bucket: list[float]) -> None:
+    original: Callable[..., Any] = getattr(obj, name)
 
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
             return original(*args, **kwargs)
@@ -75,35 +78,38 @@ def timed(obj, name: str, bucket: list[float]) -> None:
     setattr(obj, name, wrapper)
 
 
-def watch_refills(executor) -> list[float]:
+def watch_refills(executor: Executor) -> list[float]:
     """Seconds from a result reaching the driver to the next child being handed out: the time a
     freed worker waits on the loop (controller, history fsync, checkpoint, TensorBoard)."""
     gaps: list[float] = []
     returned: list[float] = []
     wait, submit = executor.wait, executor.submit
 
-    def timed_wait():
+    def timed_wait() -> list[tuple[Trial, Outcome]]:
         out = wait()
         returned.extend([time.perf_counter()] * len(out))
         return out
 
-    def timed_submit(trial):
+    def timed_submit(trial: Trial) -> None:
         if returned:
             gaps.append(time.perf_counter() - returned.pop(0))
-        return submit(trial)
+        submit(trial)
 
-    executor.wait, executor.submit = timed_wait, timed_submit
+    # instance attributes shadow the methods (mypy refuses assigning to a method)
+    vars(executor).update(wait=timed_wait, submit=timed_submit)
     return gaps
 
 
-def one_run(workers: int, children: int, epochs: float, out: str) -> dict:
-    from mnas.search.ray_pool import shutdown_ray
+def one_run(workers: int, children: int, epochs: float, out: str) -> dict[str, Any]:
+    from mnas.search.ray_pool import RayExecutor, shutdown_ray
 
     config = make_config(workers, children, epochs, out)
     run_dir = Path(out) / f"w{workers}"
     t0 = time.perf_counter()
     search = create_search(config, run_dir, resume=False)
     executor = create_executor(config)
+    if not isinstance(executor, RayExecutor):
+        raise SystemExit(f"expected a Ray executor for {workers} workers, got {executor!r}")
     startup = time.perf_counter() - t0
     driver: list[float] = []
     timed(search, "ask", driver)
@@ -115,10 +121,12 @@ def one_run(workers: int, children: int, epochs: float, out: str) -> dict:
     executor.shutdown()
     search.close()
     shutdown_ray()
-    trained = [r for r in search.records if not r.cached]
-    train = [r["train_time_s"] for r in trained]
+    # (training, dispatch-to-result) seconds of every child trained in this run
+    trained = [(r.train_time_s, r.wall_time_s) for r in search.records
+               if not r.cached and r.train_time_s is not None and r.wall_time_s is not None]
+    train = [t for t, _ in trained]
     busy = sum(train)
-    dispatch = sum(r["wall_time_s"] - r["train_time_s"] for r in trained)
+    dispatch = sum(wall - t for t, wall in trained)
     cycle = busy + dispatch + sum(gaps)
     return {"workers": workers, "children": len(search.records), "trained": len(train),
             "startup_s": startup, "ray_init_s": executor.init_seconds,
@@ -127,8 +135,7 @@ def one_run(workers: int, children: int, epochs: float, out: str) -> dict:
             "overhead_share_loop": 1 - busy / (workers * loop),
             "overhead_share_with_startup": 1 - busy / (workers * (loop + startup)),
             "driver_share": sum(driver) / loop, "children_per_hour": 3600 * len(train) / loop,
-            "dispatch_s_median": statistics.median(r["wall_time_s"] - r["train_time_s"]
-                                                   for r in trained),
+            "dispatch_s_median": statistics.median(wall - t for t, wall in trained),
             "refill_gap_s_median": statistics.median(gaps) if gaps else 0.0,
             "steady_overhead_share": 1 - busy / cycle,
             "steady_children_per_hour": 3600 * len(train) * workers / cycle,

@@ -27,12 +27,12 @@ from scipy.stats import kendalltau
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mnas.config.schema import load_config  # noqa: E402
-from mnas.fileio import atomic_write_json  # noqa: E402
-from mnas.supernet.config import SupernetConfig  # noqa: E402
-from mnas.supernet.evaluation import load_scorer  # noqa: E402
-from mnas.supernet.training import train_supernet  # noqa: E402
-from mnas.training.trainer import train_child  # noqa: E402
+from mnas.config.schema import load_config
+from mnas.fileio import atomic_write_json
+from mnas.supernet.config import SupernetConfig
+from mnas.supernet.evaluation import load_scorer
+from mnas.supernet.training import train_supernet
+from mnas.training.trainer import train_child
 
 
 def _save(out: Path, state: dict[str, Any]) -> None:

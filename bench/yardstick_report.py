@@ -52,9 +52,9 @@ def summarize(runs: dict[str, list[list[list[float]]]], budgets: list[int],
     for name, rows in out.items():
         if name == "random" or "random" not in regrets:
             continue
-        for b, row in rows.items():
-            base = regrets["random"].get(int(b))
-            mine = regrets[name][int(b)]
+        for budget, row in rows.items():
+            base = regrets["random"].get(int(budget))
+            mine = regrets[name][int(budget)]
             if base is None or np.ptp(np.concatenate([mine, base])) == 0:
                 row["p_less_than_random"] = 1.0 if base is not None else None
                 continue

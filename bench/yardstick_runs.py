@@ -59,6 +59,12 @@ def _observe(task: Task, rows: np.ndarray, noise: float,
     return reward, observed, accuracy, latency
 
 
+def _trace(parts: list[tuple[np.ndarray, ...]], stats: list[dict[str, float]]) -> Trace:
+    """The per-batch (actions, reward, observed, accuracy, latency) rows joined into one trace."""
+    actions, reward, observed, accuracy, latency = (np.concatenate(p) for p in zip(*parts))
+    return Trace(actions, reward, observed, accuracy, latency, stats)
+
+
 def run_controller(task: Task, name: str, *, seed: int, budget: int, batch: int,
                    noise: float = 0.0, options: dict[str, Any] | None = None) -> Trace:
     """`budget` samples from bench controller `name` (a key of CONTROLLERS), `batch` per update."""
@@ -79,7 +85,7 @@ def run_controller(task: Task, name: str, *, seed: int, budget: int, batch: int,
         stats.append(controller.update(samples, values[1].tolist()))
         parts.append((rows, *values))
         done += len(samples)
-    return Trace(*(np.concatenate(p) for p in zip(*parts)), stats)
+    return _trace(parts, stats)
 
 
 def run_tpe(task: Task, *, seed: int, budget: int, noise: float = 0.0) -> Trace:
@@ -94,14 +100,14 @@ def run_tpe(task: Task, *, seed: int, budget: int, noise: float = 0.0) -> Trace:
                                 sampler=optuna.samplers.TPESampler(seed=seed))
     decisions = [(f"d{i}", d.size) for i, d in enumerate(task.space.decisions)]
     rng = np.random.default_rng([seed, 7919])
-    parts = []
+    parts: list[tuple[np.ndarray, ...]] = []
     for _ in range(budget):
         trial = study.ask()
         row = np.asarray([[trial.suggest_categorical(n, list(range(k))) for n, k in decisions]])
         values = _observe(task, row, noise, rng)
         study.tell(trial, float(values[1][0]))
         parts.append((row, *values))
-    return Trace(*(np.concatenate(p) for p in zip(*parts)), [])
+    return _trace(parts, [])
 
 
 def run(task: Task, name: str, *, seed: int, budget: int, batch: int, noise: float = 0.0,

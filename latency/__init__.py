@@ -128,7 +128,8 @@ def load_custom(path: str, **kwargs: Any) -> LatencyPredictor:
     return load_plugin(
         path, key="latency.predictor", kwargs=kwargs, optional=("space", "table"),
         fits=lambda obj: isinstance(obj, LatencyPredictor)
-        and callable(getattr(obj, "predict", None)) and callable(getattr(obj, "predict_many", None)),
+        and callable(getattr(obj, "predict", None))
+        and callable(getattr(obj, "predict_many", None)),
         contract="LatencyPredictor (needs predict(arch) -> float and predict_many(archs) -> array)")
 
 

@@ -25,7 +25,7 @@ def load_plugin(path: str, *, key: str, kwargs: dict[str, Any], optional: Iterab
     except ImportError as exc:
         raise ValueError(f"{key}: cannot import {module_name!r} for {path!r} ({exc}; "
                          "is it on PYTHONPATH?)") from None
-    except Exception as exc:  # user code failing at import: still one line naming it
+    except Exception as exc:  # noqa: BLE001 - user code failing at import: one line naming it
         raise ValueError(f"{key}: importing {module_name!r} for {path!r} failed: "
                          f"{type(exc).__name__}: {first_line(exc)}") from None
     obj = module

@@ -1,19 +1,21 @@
 """Search spaces by name: `search_space.name` in a config selects one (default `mnasnet`).
 
-Every space has the same small interface: `decisions` (what controllers see), `decode(actions)`
--> a frozen spec, `encode(spec)` -> actions, `size`, `to_strings(spec)` / `from_strings(strings)`
-(the lossless text the history and export write), `from_dict` / `to_dict` and `fingerprint`.
+Every space has the same small interface (`search_spaces.interface.SearchSpace`): `decisions`
+(what controllers see), `decode(actions)` -> a frozen spec, `encode(spec)` -> actions, `size`,
+`to_strings(spec)` / `from_strings(strings)` (the lossless text the history and export write),
+`from_dict` / `to_dict` and `fingerprint`.
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+from .interface import SearchSpace
 from .nasbench201 import NasBench201Space
 from .ofa import OfaMobileNetV3Space
 from .space import MnasNetSpace
 
 #: Space name -> class (each has `from_dict`).
-SPACES: dict[str, Any] = {
+SPACES: dict[str, type[SearchSpace[Any]]] = {
     "mnasnet": MnasNetSpace,
     "nasbench201": NasBench201Space,
     "ofa_mobilenetv3": OfaMobileNetV3Space,
@@ -32,14 +34,14 @@ def space_name(data: Mapping[str, Any] | None) -> str:
     return name
 
 
-def create_space(data: Mapping[str, Any] | None) -> Any:
+def create_space(data: Mapping[str, Any] | None) -> SearchSpace[Any]:
     """A space from its `search_space` mapping (`name` plus that space's own settings)."""
     name = space_name(data)
     settings = {k: v for k, v in (data or {}).items() if k != "name"}
     return SPACES[name].from_dict(settings)
 
 
-def space_to_dict(space: Any) -> dict[str, Any]:
+def space_to_dict(space: SearchSpace[Any]) -> dict[str, Any]:
     """The space's full, normalised mapping including its `name` (what a saved config holds)."""
     name = next(n for n, cls in SPACES.items() if isinstance(space, cls))
     return {"name": name, **{k: v for k, v in space.to_dict().items() if k != "name"}}

@@ -23,7 +23,7 @@ runs the child inside the supernet. Both compute the same function (tested).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, cast
 
 import numpy as np
 import torch
@@ -89,7 +89,8 @@ class KernelBank(nn.Module):
             start = (current - smaller) // 2
             w = w[:, :, start:start + smaller, start:start + smaller]
             if str(smaller) in self.transforms:
-                w = (w.reshape(-1, smaller * smaller) @ self.transforms[str(smaller)]).reshape(w.shape)
+                flat = w.reshape(-1, smaller * smaller)
+                w = (flat @ self.transforms[str(smaller)]).reshape(w.shape)
             current = smaller
         if current != k:
             raise ValueError(f"kernel {k} is not one of this conv's kernels {self.kernels}")
@@ -358,7 +359,7 @@ class ChildView(nn.Module):
 
 def _copy_stage(stage: Stage, module: nn.Module) -> None:
     if isinstance(stage, SEStage):
-        stage.se.copy_to(module)  # type: ignore[arg-type]
+        stage.se.copy_to(cast(SqueezeExcite, module))
         return
     module[0].weight.copy_(stage.weight())
     stage.bn.copy_to(module[1])

@@ -54,6 +54,6 @@ def _train(args: argparse.Namespace) -> int:
     meta = train_supernet(config.space, config.child_training, config.supernet, out,
                           progress=not args.quiet)
     last = meta["history"][-1] if meta["history"] else {}
-    print(f"supernet: {last.get('epoch', 0):g} epochs, last loss {last.get('loss', float('nan')):.4f}"
-          f" -> {out}")
+    loss = last.get("loss", float("nan"))
+    print(f"supernet: {last.get('epoch', 0):g} epochs, last loss {loss:.4f} -> {out}")
     return 0

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 if TYPE_CHECKING:
+    from mnas.evaluation import Evaluator
     from mnas.search.loop import Trial
+    from mnas.training.trainer import TrainConfig
 
 #: Default child trainer, by dotted path so worker processes import it themselves.
 DEFAULT_TRAINER = "mnas.training.trainer:train_child"
@@ -55,9 +57,9 @@ class Executor(Protocol):
 
     capacity: int
 
-    def submit(self, trial: Trial) -> None: ...
+    def submit(self, trial: Trial[Any]) -> None: ...
 
-    def wait(self) -> list[tuple[Trial, Outcome]]:
+    def wait(self) -> list[tuple[Trial[Any], Outcome]]:
         """Block until at least one submitted trial has finished; return all finished ones."""
 
     def shutdown(self) -> None: ...
@@ -95,7 +97,7 @@ def _mark_oom(result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def run_child(trainer: Trainer, arch: Any, train_config: Any,
+def run_child(trainer: Trainer, arch: Any, train_config: TrainConfig | None,
               num_classes: int | None) -> dict[str, Any]:
     """Train one child and return its result as a dict; an exception becomes status "failed"
     (a broken architecture must not stop a search), an allocation that failed "failed" with an
@@ -159,17 +161,17 @@ class LocalExecutor:
 
     capacity = 1
 
-    def __init__(self, train_config: Any, *, num_classes: int | None = None,
+    def __init__(self, train_config: TrainConfig | None, *, num_classes: int | None = None,
                  trainer: str | Trainer | None = None) -> None:
         self.train_config = train_config
         self.num_classes = num_classes
         self.trainer = resolve_trainer(trainer)
-        self._queue: deque[Trial] = deque()
+        self._queue: deque[Trial[Any]] = deque()
 
-    def submit(self, trial: Trial) -> None:
+    def submit(self, trial: Trial[Any]) -> None:
         self._queue.append(trial)
 
-    def wait(self) -> list[tuple[Trial, Outcome]]:
+    def wait(self) -> list[tuple[Trial[Any], Outcome]]:
         if not self._queue:
             raise RuntimeError("wait() with nothing submitted")
         trial = self._queue.popleft()
@@ -188,7 +190,7 @@ class EvaluatorExecutor(LocalExecutor):
     retries; an exception is a failed child, except ValueError / FileNotFoundError (bad
     configuration or data), which stop the search as they do for training."""
 
-    def __init__(self, evaluator: Any, *, capacity: int = 64) -> None:
+    def __init__(self, evaluator: Evaluator, *, capacity: int = 64) -> None:
         from mnas.evaluation import as_result
 
         if capacity < 1:
@@ -197,7 +199,7 @@ class EvaluatorExecutor(LocalExecutor):
             evaluator.evaluate(arch)).to_dict())
         self.capacity = int(capacity)
 
-    def wait(self) -> list[tuple[Any, Outcome]]:
+    def wait(self) -> list[tuple[Trial[Any], Outcome]]:
         out = super().wait()
         while self._queue:
             out += super().wait()

@@ -22,12 +22,12 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Generic, Iterator, Protocol, Sequence
 
 import numpy as np
 
 from controllers.base import Controller, Sample
-from search_spaces.specs import ArchSpec
+from search_spaces.interface import Arch, SearchSpace
 
 from mnas.search.checkpoint import CheckpointState, load_checkpoint, sample_from_dict, \
     sample_to_dict, save_checkpoint
@@ -36,12 +36,6 @@ from mnas.search.history import HistoryRecord, HistoryWriter, load_history
 from mnas.search.ranking import Candidate, best, candidates
 from mnas.search.rundir import RunDir
 from mnas.reward import RewardSpec
-
-
-class SearchSpace(Protocol):
-    """What the loop needs of a search space: a controller's actions -> the child's spec."""
-
-    def decode(self, actions: Sequence[int], /) -> ArchSpec: ...
 
 
 class SearchTracker(Protocol):
@@ -58,14 +52,14 @@ class SearchTracker(Protocol):
 
 
 @dataclass(frozen=True)
-class Trial:
+class Trial(Generic[Arch]):
     """One sampled child: its position in sample order, actions, architecture and the
     controller's sample (kept for the update)."""
 
     index: int
     actions: tuple[int, ...]
     arch: tuple[str, ...]
-    spec: ArchSpec = field(compare=False, repr=False)
+    spec: Arch = field(compare=False, repr=False)
     sample: Sample = field(compare=False, repr=False)
 
 
@@ -78,11 +72,11 @@ class SearchSummary:
     wall_time_s: float
 
 
-class Search:
-    """Explicit search state (ask/tell). `latency` maps an ArchSpec to milliseconds."""
+class Search(Generic[Arch]):
+    """Explicit search state (ask/tell). `latency` maps an architecture to milliseconds."""
 
-    def __init__(self, run_dir: str | Path, *, space: SearchSpace, controller: Controller,
-                 latency: Callable[[ArchSpec], float], reward: RewardSpec, children: int,
+    def __init__(self, run_dir: str | Path, *, space: SearchSpace[Arch], controller: Controller,
+                 latency: Callable[[Arch], float], reward: RewardSpec, children: int,
                  batch: int, resume: bool = False, tracker: SearchTracker | None = None,
                  latency_name: str | None = None,
                  log: Callable[[str], None] | None = None) -> None:
@@ -99,12 +93,12 @@ class Search:
         self.records: list[HistoryRecord] = []
         self._best: Candidate | None = None
         self._cache: dict[tuple[str, ...], dict[str, Any]] = {}
-        self._in_flight: dict[int, Trial] = {}
+        self._in_flight: dict[int, Trial[Arch]] = {}
         self._running: dict[tuple[str, ...], int] = {}  # arch -> index of the trial training it
-        self._waiting: dict[tuple[str, ...], list[Trial]] = {}  # repeats of a running arch
-        self._requeue: list[Trial] = []
-        self._tail: list[Trial] = []  # the run's last trials, longest first (see `_refill`)
-        self._pending: list[tuple[Trial, float]] = []
+        self._waiting: dict[tuple[str, ...], list[Trial[Arch]]] = {}  # repeats of a running arch
+        self._requeue: list[Trial[Arch]] = []
+        self._tail: list[Trial[Arch]] = []  # the run's last trials, longest first (see `_refill`)
+        self._pending: list[tuple[Trial[Arch], float]] = []
         self._batched = False  # inside `tell_many`: one fsync and checkpoint for the batch
         self.next_index = 0
         self.updates = 0
@@ -135,7 +129,7 @@ class Search:
         plus the re-queued trials (in flight but not running)."""
         return self.children - len(self.records) - len(self._in_flight) + len(self._requeue)
 
-    def latency(self, spec: ArchSpec, key: tuple[str, ...]) -> float:
+    def latency(self, spec: Arch, key: tuple[str, ...]) -> float:
         """Predicted latency (ms) of a child; ValueError naming the predictor and the value when
         it is not a finite number > 0 or the predictor raised (see `latency_error`)."""
         value = self._predict(spec, key)
@@ -143,12 +137,12 @@ class Search:
             raise ValueError(value)
         return value
 
-    def latency_error(self, spec: ArchSpec, key: tuple[str, ...]) -> str | None:
+    def latency_error(self, spec: Arch, key: tuple[str, ...]) -> str | None:
         """Why this child's latency cannot be used (None when it can)."""
         value = self._predict(spec, key)
         return value if isinstance(value, str) else None
 
-    def _predict(self, spec: ArchSpec, key: tuple[str, ...]) -> float | str:
+    def _predict(self, spec: Arch, key: tuple[str, ...]) -> float | str:
         """The memoised prediction, or the error text for an unusable one: a search asks the
         predictor once per architecture, before the child is trained."""
         if key not in self._latency_memo:
@@ -164,7 +158,7 @@ class Search:
         return self._latency_memo[key]
 
     # -- ask / tell ---------------------------------------------------------------------------
-    def ask(self, n: int) -> list[Trial]:
+    def ask(self, n: int) -> list[Trial[Arch]]:
         """Up to `n` trials to train. Trials re-queued by a resume come first; repeats of a known
         architecture are recorded as cached at once and never returned."""
         n = max(0, min(n, self._askable))
@@ -193,7 +187,7 @@ class Search:
                     to_run.append(trial)
         return to_run
 
-    def tell(self, trial: Trial, outcome: Outcome) -> HistoryRecord:
+    def tell(self, trial: Trial[Arch], outcome: Outcome) -> HistoryRecord:
         """Record a finished trial (and any repeats waiting for it); returns its record."""
         if self._in_flight.get(trial.index) is not trial:
             raise ValueError(f"tell: trial {trial.index} is not in flight")
@@ -205,7 +199,7 @@ class Search:
             self._finish(repeat, dict(fields_), cached=True)
         return record
 
-    def tell_many(self, finished: list[tuple[Trial, Outcome]]) -> list[HistoryRecord]:
+    def tell_many(self, finished: list[tuple[Trial[Arch], Outcome]]) -> list[HistoryRecord]:
         """`tell` each finished trial, made durable together (see `_durable_batch`)."""
         with self._durable_batch():
             return [self.tell(trial, outcome) for trial, outcome in finished]
@@ -226,14 +220,15 @@ class Search:
             self._history.sync()
             self._checkpoint()
 
-    def _make_trial(self, sample: Sample) -> Trial:
+    def _make_trial(self, sample: Sample) -> Trial[Arch]:
         actions = tuple(int(a) for a in sample.actions)
         spec = self.space.decode(actions)
         trial = Trial(self.next_index, actions, tuple(self.space.to_strings(spec)), spec, sample)
         self.next_index += 1
         return trial
 
-    def _finish(self, trial: Trial, fields_: dict[str, Any], *, cached: bool) -> HistoryRecord:
+    def _finish(self, trial: Trial[Arch], fields_: dict[str, Any], *,
+                cached: bool) -> HistoryRecord:
         predicted = self._predict(trial.spec, trial.arch)
         latency = None if isinstance(predicted, str) else predicted
         reward = self.reward.score(fields_["status"], fields_.get("accuracy"), latency)
@@ -257,7 +252,7 @@ class Search:
                                         self.updates)
         return record
 
-    def _maybe_update(self) -> tuple[dict[str, Any], list[tuple[Trial, float]]] | None:
+    def _maybe_update(self) -> tuple[dict[str, Any], list[tuple[Trial[Arch], float]]] | None:
         """Update the controller once a full batch of rewards has arrived (arrival order)."""
         if len(self._pending) < self.batch:
             return None
@@ -327,7 +322,7 @@ class Search:
         while self._maybe_update() is not None:
             pass
 
-    def _trial_from(self, data: dict[str, Any]) -> Trial:
+    def _trial_from(self, data: dict[str, Any]) -> Trial[Arch]:
         sample = sample_from_dict(Sample, data["sample"])
         actions = tuple(int(a) for a in sample.actions)
         spec = self.space.decode(actions)
@@ -367,7 +362,7 @@ class Search:
             bar.close()
         return SearchSummary(len(self.records), self.best, time.perf_counter() - start)
 
-    def _refill(self, capacity: int, running: int) -> list[Trial]:
+    def _refill(self, capacity: int, running: int) -> list[Trial[Arch]]:
         """Trials for the free slots. Near the end (when what is left to sample fits in the slots
         and one more round of them) all of it is sampled at once and handed out longest expected
         first, by predicted latency: the run then ends on short children instead of one worker
@@ -401,7 +396,7 @@ def _latency_failure(error: str) -> dict[str, Any]:
             "train_time_s": None, "wall_time_s": 0.0, "worker": None, "attempts": 0}
 
 
-def _trial_dict(trial: Trial) -> dict[str, Any]:
+def _trial_dict(trial: Trial[Arch]) -> dict[str, Any]:
     return {"index": trial.index, "sample": sample_to_dict(trial.sample)}
 
 

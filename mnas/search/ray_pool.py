@@ -34,6 +34,7 @@ from mnas.training.device import ray_assigned_device
 
 if TYPE_CHECKING:
     from mnas.search.loop import Trial
+    from mnas.training.trainer import TrainConfig
 
 OBJECT_STORE_BYTES = 200 * 1024 ** 2
 
@@ -62,7 +63,7 @@ class ChildWorker:
     """Lives in a Ray worker process: sets torch threads and loads the data once, then trains
     children one after another, on the GPU Ray assigned it (if any)."""
 
-    def __init__(self, trainer: str | Trainer | None, train_config: Any,
+    def __init__(self, trainer: str | Trainer | None, train_config: TrainConfig,
                  num_classes: int | None, threads: int) -> None:
         import torch
 
@@ -113,7 +114,7 @@ def assign_device(train_config: Any, gpu_ids: list[str]) -> Any:
 @dataclass
 class _Running:
     slot: int
-    trial: Trial
+    trial: Trial[Any]
     attempts: int
     started: float
     dispatched: float
@@ -127,7 +128,7 @@ class RayExecutor:
     """Keeps `capacity` actors busy. `workers` 0 = one per `cpus_per_child` CPUs of the cluster;
     with `gpus_per_child` > 0, never more than the cluster's GPUs can place."""
 
-    def __init__(self, train_config: Any, *, num_classes: int | None = None,
+    def __init__(self, train_config: TrainConfig, *, num_classes: int | None = None,
                  trainer: str | Trainer | None = None, address: str | None = None,
                  workers: int = 0, cpus_per_child: float = 1.0, retries: int = 2,
                  child_timeout_s: float | None = None, num_cpus: int | None = None,
@@ -146,7 +147,7 @@ class RayExecutor:
         self._args = (trainer, train_config, num_classes, max(1, int(round(cpus_per_child))))
         self._actors: dict[int, Any] = {}
         self._idle: deque[int] = deque(range(self.capacity))
-        self._queue: deque[tuple[Trial, int, float]] = deque()
+        self._queue: deque[tuple[Trial[Any], int, float]] = deque()
         self._running: dict[Any, _Running] = {}
         self.replaced = 0
         start = time.perf_counter()
@@ -168,7 +169,7 @@ class RayExecutor:
     def running(self) -> int:
         return len(self._running) + len(self._queue)
 
-    def submit(self, trial: Trial) -> None:
+    def submit(self, trial: Trial[Any]) -> None:
         self._queue.append((trial, 1, time.perf_counter()))
         self._dispatch()
 
@@ -221,11 +222,11 @@ class RayExecutor:
         earliest = min(r.started for r in self._running.values())
         return max(0.0, earliest + self.timeout - time.perf_counter())
 
-    def wait(self) -> list[tuple[Trial, Outcome]]:
+    def wait(self) -> list[tuple[Trial[Any], Outcome]]:
         if not self.running:
             raise RuntimeError("wait() with nothing submitted")
         while True:
-            finished: list[tuple[Trial, Outcome]] = []
+            finished: list[tuple[Trial[Any], Outcome]] = []
             if self._running:
                 wait_s = self._next_deadline()
                 if self._queue:  # retry placement after a node loss frees up CPUs
@@ -243,7 +244,7 @@ class RayExecutor:
             if finished:
                 return finished
 
-    def _collect(self, ref: Any) -> list[tuple[Trial, Outcome]]:
+    def _collect(self, ref: Any) -> list[tuple[Trial[Any], Outcome]]:
         entry = self._running.pop(ref)
         ray = self._ray
         try:
@@ -275,7 +276,7 @@ class RayExecutor:
         return [(entry.trial, Outcome(result, worker, entry.attempts,
                                       self._since(entry.dispatched)))]
 
-    def _expire(self) -> list[tuple[Trial, Outcome]]:
+    def _expire(self) -> list[tuple[Trial[Any], Outcome]]:
         if self.timeout is None:
             return []
         now, out = time.perf_counter(), []

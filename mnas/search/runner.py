@@ -78,7 +78,7 @@ def create_evaluator(config: ExperimentConfig,
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ValueError(prefix + (text if text.startswith("evaluator.") else
                                    f"evaluator: {text}")) from None
-    except Exception as exc:  # noqa: BLE001 - user code named by the config failed
+    except Exception as exc:  # user code named by the config failed: one line naming it
         if ":" not in ev.name:
             raise
         raise ValueError(f"{prefix}evaluator.name: {ev.name!r} raised {type(exc).__name__}: "

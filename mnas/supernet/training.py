@@ -81,7 +81,7 @@ def read_checkpoint(path: Path) -> tuple[dict, dict[str, Any]]:
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
         meta = json.loads(state["meta"])
-        meta["space"], meta["fingerprint"]  # noqa: B018 - both must be present
+        _ = meta["space"], meta["fingerprint"]  # KeyError unless both are present
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one line
         raise ValueError(f"{path}: not a readable supernet checkpoint "
                          f"({type(exc).__name__})") from None

@@ -164,7 +164,7 @@ def test_unfinished_or_foreign_results_are_refused(tmp_path: Path, tiny_space: M
             "graphs": graphs, "timed": {}, "build": {"passes": 2}, "bundle_id": "x",
             "provenance": {"profiler": {"statistic": "min"}}, "canary": []}
     results.write_text(json.dumps(data))
-    with pytest.raises(ValueError, match=f"not timed in all 2 passes yet"):
+    with pytest.raises(ValueError, match="not timed in all 2 passes yet"):
         assemble_table(tiny_space, results, tmp_path / "t.json")
     other = MnasNetSpace.from_dict(dict(tiny_dict, kernels=[3]))
     with pytest.raises(ValueError, match="timed for another search space"):
