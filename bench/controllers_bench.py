@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -33,7 +33,8 @@ import torch
 
 from controllers import create_controller
 from controllers.synthetic import MatchTask, run_search
-from search_spaces import MnasNetSpace
+from controllers.base import Controller
+from search_spaces import ArchSpec, MnasNetSpace
 
 BATCH = 16
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -47,15 +48,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 class PseudoLatency:
     """Stand-in predictor for timing constrained random search (cost ~ a cheap table lookup)."""
 
-    def predict(self, arch: Any) -> float:
+    def predict(self, arch: ArchSpec) -> float:
         return sum(b.repeats * b.out_filters * b.kernel ** 2 * b.expansion
                    for b in arch.blocks) / 1000.0
 
-    def predict_many(self, archs: list[Any]) -> np.ndarray:
+    def predict_many(self, archs: Sequence[ArchSpec]) -> np.ndarray:
         return np.array([self.predict(a) for a in archs])
 
 
-def learning(space: MnasNetSpace, seeds: int, budget: int, checkpoints: list[int]) -> dict:
+def learning(space: MnasNetSpace, seeds: int, budget: int,
+             checkpoints: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for variant, (name, kwargs) in VARIANTS.items():
         curves, reach, last, took = [], [], [], []
@@ -84,7 +86,7 @@ def learning(space: MnasNetSpace, seeds: int, budget: int, checkpoints: list[int
 
 
 def lr_sweep(space: MnasNetSpace, seeds: int, budget: int, rates: list[tuple[str, float]],
-             noise_std: float, checkpoints: list[int]) -> dict:
+             noise_std: float, checkpoints: list[int]) -> dict[str, Any]:
     """True mean reward of the batch ending at each checkpoint, under noisy observed rewards."""
     out: dict[str, Any] = {}
     for algorithm, lr in rates:
@@ -102,8 +104,8 @@ def lr_sweep(space: MnasNetSpace, seeds: int, budget: int, rates: list[tuple[str
     return out
 
 
-def timing(space: MnasNetSpace, batches: list[int], repeats: int) -> dict:
-    makers = {
+def timing(space: MnasNetSpace, batches: list[int], repeats: int) -> dict[str, Any]:
+    makers: dict[str, Callable[[], Controller]] = {
         "rnn-reinforce": lambda: create_controller("rnn", space),
         "rnn-ppo (4 epochs)": lambda: create_controller("rnn", space, algorithm="ppo"),
         "random": lambda: create_controller("random", space),
@@ -132,7 +134,7 @@ def timing(space: MnasNetSpace, batches: list[int], repeats: int) -> dict:
     return out
 
 
-def atomic_write(path: Path, data: dict) -> None:
+def atomic_write(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
@@ -141,7 +143,7 @@ def atomic_write(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def print_tables(result: dict) -> None:
+def print_tables(result: dict[str, Any]) -> None:
     checkpoints = result["config"]["checkpoints"]
     print(f"\nBest-so-far synthetic reward, median [min-max] over {result['config']['seeds']} "
           f"seeds (batch {BATCH})")

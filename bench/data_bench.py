@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def make_folder(root: Path, images: int, classes: int, seed: int = 0) -> None:
         Image.fromarray(pixels).save(folder / f"{i}.{fmt}", quality=90)
 
 
-def bench_imagefolder(args: argparse.Namespace) -> dict:
+def bench_imagefolder(args: argparse.Namespace) -> dict[str, Any]:
     from mnas.training import data as data_mod
     from mnas.training.data import DataConfig
     from mnas.training.imagefolder import load_imagefolder
@@ -98,7 +99,7 @@ def bench_imagefolder(args: argparse.Namespace) -> dict:
                 dataset_speedup=med["dataset_cold_s"] / med["dataset_cached_s"])
 
 
-def bench_precision(args: argparse.Namespace) -> dict:
+def bench_precision(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from mnas.training.data import DataConfig

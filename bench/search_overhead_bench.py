@@ -85,12 +85,12 @@ def watch_refills(executor: Executor) -> list[float]:
     returned: list[float] = []
     wait, submit = executor.wait, executor.submit
 
-    def timed_wait() -> list[tuple[Trial, Outcome]]:
+    def timed_wait() -> list[tuple[Trial[Any], Outcome]]:
         out = wait()
         returned.extend([time.perf_counter()] * len(out))
         return out
 
-    def timed_submit(trial: Trial) -> None:
+    def timed_submit(trial: Trial[Any]) -> None:
         if returned:
             gaps.append(time.perf_counter() - returned.pop(0))
         submit(trial)
@@ -142,7 +142,7 @@ def one_run(workers: int, children: int, epochs: float, out: str) -> dict[str, A
             "tail_share": (workers * loop - cycle) / (workers * loop)}
 
 
-def _train_many(args: tuple) -> float:
+def _train_many(args: tuple[int, float, list[int]]) -> float:
     """Worker of the no-Ray reference: train the given children, return the seconds."""
     children, epochs, seeds = args
     import numpy as np
@@ -159,7 +159,7 @@ def _train_many(args: tuple) -> float:
     return time.perf_counter() - start
 
 
-def machine_ceiling(children: int, epochs: float) -> dict:
+def machine_ceiling(children: int, epochs: float) -> dict[str, Any]:
     """What this machine gives right now without Ray: the same kind of children trained by 1
     process, then split over 2 processes side by side (the best a 2-worker pool could do)."""
     import multiprocessing as mp

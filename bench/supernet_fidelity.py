@@ -27,19 +27,21 @@ from scipy.stats import kendalltau
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mnas.config.schema import load_config
+from mnas.config.schema import ExperimentConfig, load_config
 from mnas.fileio import atomic_write_json
 from mnas.supernet.config import SupernetConfig
 from mnas.supernet.evaluation import load_scorer
 from mnas.supernet.training import train_supernet
 from mnas.training.trainer import train_child
+from search_spaces.specs import ArchSpec
 
 
 def _save(out: Path, state: dict[str, Any]) -> None:
     atomic_write_json(out, state, indent=1)
 
 
-def _standalone(state: dict, out: Path, config: Any, archs: list, seeds: list[int]) -> None:
+def _standalone(state: dict[str, Any], out: Path, config: ExperimentConfig, archs: list[ArchSpec],
+                seeds: list[int]) -> None:
     runs = state.setdefault("standalone", {})
     for seed in seeds:
         accs = runs.setdefault(str(seed), [])
@@ -53,7 +55,8 @@ def _standalone(state: dict, out: Path, config: Any, archs: list, seeds: list[in
             _save(out, state)
 
 
-def _variant(state: dict, out: Path, config: Any, archs: list, spec: str,
+def _variant(state: dict[str, Any], out: Path, config: ExperimentConfig, archs: list[ArchSpec],
+             spec: str,
              recal: list[int], work: Path) -> None:
     transform, mode, epochs = spec.split(":")
     sn = SupernetConfig(epochs=float(epochs), kernel_transform=transform,  # type: ignore[arg-type]
@@ -78,7 +81,7 @@ def _variant(state: dict, out: Path, config: Any, archs: list, spec: str,
         _save(out, state)
 
 
-def _summary(state: dict) -> list[dict]:
+def _summary(state: dict[str, Any]) -> list[dict[str, Any]]:
     seeds = sorted(state["standalone"])
     runs = [np.array(state["standalone"][s]) for s in seeds]
     truth = np.mean(runs, axis=0)
@@ -94,7 +97,7 @@ def _summary(state: dict) -> list[dict]:
     return rows
 
 
-def _plot(state: dict, path: Path) -> None:
+def _plot(state: dict[str, Any], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

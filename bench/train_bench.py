@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -73,7 +74,7 @@ def _cases(cifar: Path | None) -> list[tuple[str, ArchSpec, DataConfig]]:
     return cases
 
 
-def throughput(args: argparse.Namespace) -> dict:
+def throughput(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for label, arch, data in _cases(args.cifar):
         cfg = TrainConfig(data=data, steps=args.steps, threads=args.threads, augment=False,
@@ -96,7 +97,7 @@ def throughput(args: argparse.Namespace) -> dict:
     return dict(mode="throughput", rows=rows)
 
 
-def channels_last(args: argparse.Namespace) -> dict:
+def channels_last(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     archs = [("mnasnet_a1 s1", reference_arch("mnasnet_a1", stem_stride=1)),
              ("mobilenet_v2@0.5 s1", reference_arch("mobilenet_v2", 0.5, stem_stride=1))]
@@ -117,7 +118,7 @@ def channels_last(args: argparse.Namespace) -> dict:
     return dict(mode="channels-last", threads=args.threads, steps=args.steps, rows=rows)
 
 
-def accuracy(args: argparse.Namespace) -> dict:
+def accuracy(args: argparse.Namespace) -> dict[str, Any]:
     archs = [("mnasnet_a1", 1.0), ("mnasnet_b1", 1.0), ("mobilenet_v2", 0.5),
              ("mobilenet_v2", 1.0)]
     setups = [("digits 8x8", DataConfig(), TrainConfig(threads=args.threads), 1)]

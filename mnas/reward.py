@@ -81,7 +81,7 @@ def mnas_reward(accuracy: float, latency_ms: float, *, target_ms: float, alpha: 
     b = _check_exponent("beta", _check_number("beta", beta, positive=False))
     ratio = lat / target
     try:
-        return acc * ratio ** (a if lat <= target else b)
+        return float(acc * ratio ** (a if lat <= target else b))
     except OverflowError:  # a latency ~1e-150 of the target: not a reward to learn from
         return math.inf
 

@@ -79,7 +79,7 @@ class MnasSearcher(Searcher):
         return cls(controller, config.space, predictor, reward, metric=metric,
                    batch=config.budget.batch)
 
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict[str, Any],
                               **spec: Any) -> bool:
         if mode not in (None, "max"):
             raise ValueError(f"MnasSearcher: mode must be 'max' (the metric is an accuracy), "
@@ -99,12 +99,12 @@ class MnasSearcher(Searcher):
         self._live[trial_id] = {"sample": sample, "child": child}
         return {CONFIG_KEY: dict(child)}
 
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         value = _finite(result.get(self.metric)) if result else None
         if value is not None:
             self._last[trial_id] = value
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
         entry = self._live.pop(trial_id, None)
         last = self._last.pop(trial_id, None)

@@ -204,12 +204,12 @@ def count_macs(model: nn.Module, input_size: int = 224, in_channels: int = 3) ->
     """Exact multiply-adds of conv and linear layers for one image (batch 1), by forward hooks."""
     total = 0
 
-    def conv_hook(m: nn.Conv2d, _inp: tuple, out: torch.Tensor) -> None:
+    def conv_hook(m: nn.Conv2d, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         nonlocal total
         kh, kw = m.kernel_size
         total += out.numel() * (m.in_channels // m.groups) * kh * kw
 
-    def linear_hook(m: nn.Linear, _inp: tuple, out: torch.Tensor) -> None:
+    def linear_hook(m: nn.Linear, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         nonlocal total
         total += out.numel() * m.in_features
 

@@ -186,7 +186,7 @@ class OfaMobileNetV3Space:
         """Distinct networks (unused slots do not count)."""
         per_layer = len(self.kernels) * len(self.expands)
         per_stage = sum(per_layer ** d for d in self.depths)
-        return per_stage ** len(STAGE_WIDTHS) * len(self.resolutions)
+        return int(per_stage ** len(STAGE_WIDTHS)) * len(self.resolutions)
 
     def decode(self, actions: Sequence[int]) -> OfaArch:
         decisions = self.decisions

@@ -44,7 +44,7 @@ def export_onnx_bytes(model: nn.Module, input_size: int, in_channels: int = 3,
     return buffer.getvalue()
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: int,
+def export_onnx(model: nn.Module, path: str | os.PathLike[str], input_size: int,
                 in_channels: int = 3, dynamic_batch: bool = True) -> Path:
     """Write a deployment ONNX file atomically (temp file, then os.replace); any batch size by
     default (`dynamic_batch=False`: batch 1 only)."""

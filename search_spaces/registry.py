@@ -31,7 +31,7 @@ def space_name(data: Mapping[str, Any] | None) -> str:
     if name not in SPACES:
         raise ValueError(f"search_space.name: unknown space {name!r} (expected one of "
                          f"{', '.join(SPACES)})")
-    return name
+    return str(name)
 
 
 def create_space(data: Mapping[str, Any] | None) -> SearchSpace[Any]:

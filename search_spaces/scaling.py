@@ -46,15 +46,15 @@ class Compound:
 
     @property
     def depth(self) -> float:
-        return self.alpha ** self.phi
+        return float(self.alpha ** self.phi)
 
     @property
     def width(self) -> float:
-        return self.beta ** self.phi
+        return float(self.beta ** self.phi)
 
     @property
     def resolution(self) -> float:
-        return self.gamma ** self.phi
+        return float(self.gamma ** self.phi)
 
     @property
     def flops_factor(self) -> float:

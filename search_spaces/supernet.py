@@ -145,7 +145,7 @@ class ConvStage:
         return torch.relu(x) if self.act else x
 
     def params(self) -> int:
-        return self.weight().numel() + 2 * self.out
+        return int(self.weight().numel()) + 2 * self.out
 
 
 @dataclass(frozen=True)
@@ -311,12 +311,13 @@ class SuperNet(nn.Module):
 
     def active_params(self, arch: ArchSpec) -> int:
         """Parameters the child uses, counted from the slices (the builder's count must agree)."""
-        total = sum(p.numel() for p in self.stem.parameters())
+        total = sum(int(p.numel()) for p in self.stem.parameters())
         for layer, spec in self._stages(arch):
             stages = list(layer.body(spec))
             proj = layer.shortcut(spec)[1]
             total += sum(s.params() for s in stages + ([proj] if proj is not None else []))
-        return total + self._head(arch).params() + self.fc.weight.numel() + self.fc.bias.numel()
+        fc = int(self.fc.weight.numel() + self.fc.bias.numel())
+        return total + self._head(arch).params() + fc
 
     @torch.no_grad()
     def extract(self, arch: ArchSpec) -> MnasNet:

@@ -15,10 +15,13 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnas.commands.latency import _add_profiler_flags, _profiler_config
 from mnas.fileio import atomic_write_json
+
+if TYPE_CHECKING:
+    from mnas.commands import Subparsers
 
 JSON_NAME, PLOT_NAME, TRAINED_NAME = "baselines.json", "baselines.png", "trained.jsonl"
 
@@ -57,7 +60,7 @@ def train_rows(rows: list[dict[str, Any]], config: Any, out: Path, progress: boo
     from search_spaces import network_strings
     path = out / TRAINED_NAME
     recipe = config.to_dict()
-    done: dict[tuple, dict[str, Any]] = {}
+    done: dict[tuple[str, ...], dict[str, Any]] = {}  # block strings + stem -> trained record
     if path.exists():
         for line in path.read_text().splitlines():
             try:
@@ -164,7 +167,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("baselines", help="time every reference family on this device "
                        "(optionally train each), table + JSON + plot")
     p.add_argument("--input-size", type=int, default=32, help="input resolution (default 32)")

@@ -7,6 +7,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mnas.commands import Subparsers
     from search_spaces import ArchSpec, Network
 
 
@@ -79,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("describe", help="print an architecture's block table, params and MACs")
     p.add_argument("arch", nargs="+", help="reference name (e.g. mnasnet_a1, mobilenet_v2@0.5), "
                    "block strings, or an export .json file")

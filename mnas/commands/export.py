@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from mnas.reward import REWARD_PRESETS, resolve_weights
 
 if TYPE_CHECKING:  # the CLI imports every command module: keep torch out of `mnas --help`
+    from mnas.commands import Subparsers
     from mnas.config.schema import ExperimentConfig
     from mnas.search.ranking import Candidate, History
 
@@ -137,7 +138,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("export", help="best architectures of a search run (block strings, JSON, "
                        "ONNX), optionally re-scored under a new latency target")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a search run directory (history.jsonl, "

@@ -17,10 +17,13 @@ import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnas.commands.latency import _add_profiler_flags, _lut_options, _profiler_config
 from mnas.fileio import atomic_write_json
+
+if TYPE_CHECKING:
+    from mnas.commands import Subparsers
 
 
 def _grammar_arch(text: list[str]) -> Any:
@@ -69,8 +72,9 @@ def _run_scale(args: argparse.Namespace) -> int:
     return 0
 
 
-def _done(path: Path) -> dict[tuple, dict[str, Any]]:
-    out: dict[tuple, dict[str, Any]] = {}
+def _done(path: Path) -> dict[tuple[float, float, float], dict[str, Any]]:
+    """Finished grid candidates by (alpha, beta, gamma)."""
+    out: dict[tuple[float, float, float], dict[str, Any]] = {}
     if path.exists():
         for line in path.read_text().splitlines():
             try:
@@ -153,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
     return _run_grid(args) if args.grid else _run_scale(args)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("scale", help="compound-scale an architecture (EfficientNet's rule), or "
                        "grid-search alpha, beta, gamma on this device")
     p.add_argument("arch", nargs="+", help="reference name (e.g. efficientnet_b0), block "

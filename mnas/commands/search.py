@@ -8,9 +8,12 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnas.config.experiments import experiment_path
+
+if TYPE_CHECKING:
+    from mnas.commands import Subparsers
 
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 #: The run dir could not be written mid-search (disk full, read-only): state kept, resumable.
@@ -21,7 +24,7 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the loop is so that the same clean stop as Ctrl-C runs."""
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "search", help="search architectures (controller + children trained on Ray)",
         description="Run a MnasNet search from an experiment config. Every finished child is "

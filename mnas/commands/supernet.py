@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mnas.commands import Subparsers
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser("supernet", help="weight sharing: train the search space's supernet")
     sub = p.add_subparsers(dest="supernet_command", required=True, metavar="ACTION")
     t = sub.add_parser("train", help="train (or continue training) the supernet",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from mnas.config.experiments import experiment_path
 
 if TYPE_CHECKING:
+    from mnas.commands import Subparsers
     from mnas.training.trainer import TrainConfig
 
 
@@ -68,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if result["status"] == "ok" else 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("train", help="train an architecture fully, checkpoint, export ONNX")
     p.add_argument("arch", nargs="+", help="reference name (e.g. mnasnet_a1, mobilenet_v2@0.5), "
                    "block strings, or an export .json file")

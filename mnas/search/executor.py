@@ -74,7 +74,8 @@ def resolve_trainer(trainer: str | Trainer | None) -> Trainer:
     module, sep, name = str(trainer).partition(":")
     if not sep or not module or not name:
         raise ValueError(f"trainer {trainer!r}: expected a dotted path 'pkg.module:function'")
-    return getattr(importlib.import_module(module), name)
+    found: Trainer = getattr(importlib.import_module(module), name)
+    return found
 
 
 #: Marks of an allocation that failed (Python, numpy, torch's CPU allocator).

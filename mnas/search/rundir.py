@@ -235,6 +235,6 @@ def is_disk_error(exc: BaseException, run_dir: Path) -> bool:
     if exc.errno in (errno.EACCES, errno.EPERM):
         if exc.filename is None:
             return True
-        inside = os.path.abspath(os.fspath(exc.filename))
+        inside = os.path.abspath(os.fsdecode(exc.filename))
         return inside.startswith(os.path.abspath(run_dir) + os.sep)
     return False

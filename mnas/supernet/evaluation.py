@@ -54,8 +54,8 @@ class SupernetScorer:
                                   replace(self.train_config, steps=self.sn.finetune_steps,
                                           warmup_epochs=0.0))
                 trainer.train(trainer.total_steps)
-                return trainer.evaluate()
-            return self._view_trainer(arch).evaluate()
+                return float(trainer.evaluate())
+            return float(self._view_trainer(arch).evaluate())
 
     def score(self, arch: ArchSpec) -> ChildResult:
         """The child's result in the form the search records for trained children."""

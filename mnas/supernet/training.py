@@ -53,10 +53,10 @@ class SupernetTrainer(Trainer):
                   for arch in children]
         return torch.stack(losses).mean()
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return dict(super().state_dict(), paths=self.paths.get_state())
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.paths.set_state(state["paths"])
 
@@ -66,14 +66,14 @@ def default_checkpoint(output_dir: str, name: str) -> Path:
 
 
 def _meta(space: MnasNetSpace, sn: SupernetConfig, train: TrainConfig, data: Dataset,
-          history: list[dict]) -> dict[str, Any]:
+          history: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(space=space.to_dict(), fingerprint=space.fingerprint,
                 kernel_transform=sn.kernel_transform, sandwich=sn.sandwich,
                 num_classes=data.num_classes, in_channels=data.in_channels,
                 input_size=data.input_size, child_training=train.to_dict(), history=history)
 
 
-def read_checkpoint(path: Path) -> tuple[dict, dict[str, Any]]:
+def read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(state, meta) of a supernet checkpoint; one-line errors for a missing or foreign file."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no supernet checkpoint here (train one with "
@@ -94,7 +94,7 @@ def check_space(path: Path, meta: dict[str, Any], space: MnasNetSpace) -> None:
                          f"{meta['fingerprint']}, the config's is {space.fingerprint})")
 
 
-def load_supernet(path: Path, space: MnasNetSpace | None = None) -> tuple[SuperNet, dict]:
+def load_supernet(path: Path, space: MnasNetSpace | None = None) -> tuple[SuperNet, dict[str, Any]]:
     """The trained supernet in a checkpoint (checked against `space` when given) and its meta."""
     state, meta = read_checkpoint(path)
     if space is not None:
@@ -106,7 +106,7 @@ def load_supernet(path: Path, space: MnasNetSpace | None = None) -> tuple[SuperN
     return net, meta
 
 
-def _resume(trainer: SupernetTrainer, path: Path, meta_now: dict[str, Any]) -> list[dict]:
+def _resume(trainer: SupernetTrainer, path: Path, meta_now: dict[str, Any]) -> list[dict[str, Any]]:
     state, meta = read_checkpoint(path)
     check_space(path, meta, trainer.supernet.space)
     for key in ("kernel_transform", "sandwich", "num_classes", "in_channels", "input_size"):

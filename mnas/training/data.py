@@ -14,6 +14,7 @@ import zipfile
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -79,7 +80,7 @@ class DataConfig:
               self.synthetic_samples)
         check(self.num_classes >= 2, "num_classes", "an integer >= 2", self.num_classes)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

@@ -60,12 +60,14 @@ def check_precision(precision: object, device: torch.device | None = None) -> No
                          f"({torch.cuda.get_device_name(device)}); use fp16 or fp32")
 
 
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
     """Mixed precision for the forward pass and the loss (a no-op for fp32)."""
     dtype = PRECISIONS[precision]
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    context: contextlib.AbstractContextManager[object] = torch.autocast(device_type=device.type,
+                                                                        dtype=dtype)
+    return context
 
 
 def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:
@@ -78,7 +80,7 @@ def fits_on_device(nbytes: int, device: torch.device) -> bool:
     if device.type != "cuda":
         return True
     free, _total = torch.cuda.mem_get_info(device)
-    return nbytes <= DATA_ON_DEVICE_SHARE * free
+    return bool(nbytes <= DATA_ON_DEVICE_SHARE * free)
 
 
 def on_device(owner: object, tensors: tuple[torch.Tensor, ...],

@@ -38,7 +38,8 @@ def _tensorboard_writer(path: Path) -> Any:
     return SummaryWriter(str(path))
 
 
-def _resume(trainer: Trainer, ckpt: Path, arch: Network, config: TrainConfig) -> list[dict]:
+def _resume(trainer: Trainer, ckpt: Path, arch: Network,
+            config: TrainConfig) -> list[dict[str, Any]]:
     state = read_torch_file(ckpt, "training checkpoint")
     try:
         meta = json.loads(state["meta"])
@@ -75,7 +76,7 @@ def _shape_fields(arch: Network) -> dict[str, Any]:
 
 
 def train_full(arch: Network, config: TrainConfig, out: Path, *, resume: bool = False,
-               progress: bool = True) -> dict:
+               progress: bool = True) -> dict[str, Any]:
     """Train with a checkpoint per epoch; return (and write) the result record."""
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / CHECKPOINT
@@ -108,7 +109,7 @@ def train_full(arch: Network, config: TrainConfig, out: Path, *, resume: bool = 
 
 
 def _epochs(trainer: Trainer, arch: Network, config: TrainConfig, ckpt: Path,
-            history: list[dict], out: Path, progress: bool) -> str:
+            history: list[dict[str, Any]], out: Path, progress: bool) -> str:
     """Train epoch by epoch from where the trainer stands; log, evaluate and checkpoint."""
     from mnas.progress import progress_bar
 

@@ -8,7 +8,7 @@ epsilon 1e-3 outside the root it trains noticeably differently.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import torch
 from torch import nn
@@ -24,7 +24,7 @@ class RMSpropTF(torch.optim.Optimizer):
     """TF-style RMSProp: ms = d*ms + (1-d)*g^2; mom = m*mom + lr*g/sqrt(ms+eps); p -= mom.
     Weight decay is added to the gradient (an L2 term in the loss, as in the TF code)."""
 
-    def __init__(self, params: Iterable, lr: float, decay: float = RMSPROP_DECAY,
+    def __init__(self, params: Iterable[Any], lr: float, decay: float = RMSPROP_DECAY,
                  momentum: float = 0.9, eps: float = RMSPROP_EPS,
                  weight_decay: float = 0.0) -> None:
         if lr <= 0 or not 0 <= decay < 1 or not 0 <= momentum < 1 or eps <= 0:
@@ -56,7 +56,7 @@ class RMSpropTF(torch.optim.Optimizer):
             torch._foreach_sub_(params, mom)
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Weight decay on conv/linear weights only, not on BatchNorm parameters or biases (the
     official MnasNet code excludes batch-norm variables from its L2 loss)."""
     decay: list[nn.Parameter] = []
