@@ -15,7 +15,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
 
-# ruff (rules in pyproject.toml) and mypy (strict on mnas, latency, controllers, search_spaces).
+# ruff (rules in pyproject.toml, the whole tree) and mypy (strict on the four packages and bench/).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
