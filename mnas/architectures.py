@@ -15,6 +15,8 @@ from search_spaces import (ArchSpec, Network, decode_arch, encode_arch, referenc
 
 if TYPE_CHECKING:
     from mnas.search.ranking import Candidate
+    from search_spaces.interface import SearchSpace
+    from search_spaces.space import MnasNetSpace
 
 
 #: Largest width multiplier a reference is built at (mobilenet_v2@1e6 does not fit in memory).
@@ -69,14 +71,15 @@ def arch_from_json(path: Path) -> ArchSpec:
     return decode_arch(entry["blocks"], format=entry.get("format", "tf"), **extra)
 
 
-def to_arch(candidate: Candidate, space: Any) -> ArchSpec:
+def to_arch(candidate: Candidate, space: MnasNetSpace) -> ArchSpec:
     """Decode the logged (tf) block strings with the space's stem, head and dropout."""
     return decode_arch(list(candidate.arch), format="tf", stem_filters=space.stem_filters,
                        stem_stride=space.stem_stride, head_filters=space.head_filters,
                        dropout=space.dropout)
 
 
-def export_entry(candidate: Candidate, space: Any, fmt: str = "tf") -> dict[str, Any]:
+def export_entry(candidate: Candidate, space: SearchSpace[Any],
+                 fmt: str = "tf") -> dict[str, Any]:
     """The JSON object `mnas describe`/`mnas train` read back (plus provenance fields)."""
     from search_spaces.registry import space_to_dict
     from search_spaces.space import MnasNetSpace

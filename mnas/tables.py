@@ -11,16 +11,20 @@ import csv
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from search_spaces.interface import Arch, SearchSpace
 
 
-def arch_key(space: Any, arch: Any) -> str:
+def arch_key(space: SearchSpace[Arch], arch: Arch) -> str:
     """The table key of `arch`: its lossless text form (block strings joined by spaces)."""
     return " ".join(space.to_strings(arch))
 
 
-def read_column(path: str | os.PathLike[str] | None, column: str | None, *, space: Any,
-                key_column: str = "arch", path_key: str, column_key: str) -> dict[str, float]:
+def read_column(path: str | os.PathLike[str] | None, column: str | None, *,
+                space: SearchSpace[Any], key_column: str = "arch", path_key: str,
+                column_key: str) -> dict[str, float]:
     """{architecture key: value} of `column`. Errors are ValueErrors naming the config key:
     a missing file (`path_key`), an unknown column (`column_key`), a non-numeric value, or keys
     that are not architectures of `space` (a space/table mismatch)."""
@@ -58,7 +62,7 @@ def read_column(path: str | os.PathLike[str] | None, column: str | None, *, spac
     return out
 
 
-def _check_keys_fit(space: Any, key: str, path: Path, path_key: str) -> None:
+def _check_keys_fit(space: SearchSpace[Any], key: str, path: Path, path_key: str) -> None:
     """The first key must be an architecture of the space, written as the space writes it."""
     try:
         arch = space.from_strings(key.split(" "))
@@ -71,7 +75,7 @@ def _check_keys_fit(space: Any, key: str, path: Path, path_key: str) -> None:
                          f"(first key {key[:80]!r} is not one of this space's)")
 
 
-def lookup(table: dict[str, float], space: Any, arch: Any, where: str) -> float:
+def lookup(table: dict[str, float], space: SearchSpace[Arch], arch: Arch, where: str) -> float:
     key = arch_key(space, arch)
     try:
         return table[key]

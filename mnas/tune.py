@@ -15,7 +15,7 @@ search where it stopped. This is the one module that imports ray.tune.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ray import tune
 from ray.tune.search import Searcher
@@ -26,6 +26,10 @@ from mnas.reward import RewardSpec
 from mnas.training.trainer import STATUSES
 from search_spaces.blockstrings import decode_arch, encode_arch
 from search_spaces.specs import ArchSpec
+
+if TYPE_CHECKING:
+    from mnas.config.schema import ExperimentConfig
+    from search_spaces.interface import SearchSpace
 
 #: The key of the suggested configuration that holds the child.
 CONFIG_KEY = "mnas"
@@ -51,8 +55,8 @@ class MnasSearcher(Searcher):
     `batch`: rewards per controller update (`budget.batch` of a search).
     """
 
-    def __init__(self, controller: Controller, space: Any, latency: Any, reward: RewardSpec, *,
-                 metric: str = "accuracy", batch: int = 8) -> None:
+    def __init__(self, controller: Controller, space: SearchSpace[ArchSpec], latency: Any,
+                 reward: RewardSpec, *, metric: str = "accuracy", batch: int = 8) -> None:
         if not isinstance(batch, int) or batch < 1:
             raise ValueError(f"MnasSearcher: batch must be an integer >= 1, got {batch!r}")
         super().__init__(metric=metric, mode="max")
@@ -66,7 +70,7 @@ class MnasSearcher(Searcher):
         self.updates = 0
 
     @classmethod
-    def from_config(cls, config: Any, *, predictor: Any = None,
+    def from_config(cls, config: ExperimentConfig, *, predictor: Any = None,
                     metric: str = "accuracy") -> "MnasSearcher":
         """The searcher an experiment config describes (`mnas.config.schema.load_config`): its
         space, controller, latency predictor, reward and `budget.batch`, built as `mnas search`

@@ -14,6 +14,7 @@ from mnas.config.experiments import experiment_path
 
 if TYPE_CHECKING:
     from mnas.commands import Subparsers
+    from mnas.search.loop import Search, SearchSummary
 
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 #: The run dir could not be written mid-search (disk full, read-only): state kept, resumable.
@@ -161,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _close_quietly(search: Any) -> None:
+def _close_quietly(search: Search[Any]) -> None:
     """Close the history and tracker; on a full disk the plot/TensorBoard write may fail too,
     which must not replace the error already reported."""
     try:
@@ -171,7 +172,7 @@ def _close_quietly(search: Any) -> None:
               f"({exc.strerror or exc})", file=sys.stderr)
 
 
-def _print_summary(summary: Any, run_dir: Path, seconds: float) -> None:
+def _print_summary(summary: SearchSummary, run_dir: Path, seconds: float) -> None:
     from mnas.search.rundir import RunDir
 
     best = summary.best

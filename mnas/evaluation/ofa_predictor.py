@@ -9,17 +9,21 @@ resolution at index (r - 112) / 16 (8 entries).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import EvalResult
 
+if TYPE_CHECKING:
+    from search_spaces.interface import SearchSpace
+    from search_spaces.ofa import OfaArch
+
 _KERNELS, _EXPANDS, _SLOTS = (3, 5, 7), (3, 4, 6), 4
 _LAYERS = ("0", "2", "4", "6")
 
 
-def ofa_features(arch: Any) -> np.ndarray:
+def ofa_features(arch: OfaArch) -> np.ndarray:
     """The predictor's 128 inputs for an `OfaArch`."""
     stages = len(arch.depths)
     kernels = np.zeros((stages, _SLOTS, 3))
@@ -40,7 +44,7 @@ class OfaPredictorEvaluator:
 
     remote = False
 
-    def __init__(self, space: Any, path: str | None) -> None:
+    def __init__(self, space: SearchSpace[Any], path: str | None) -> None:
         from search_spaces.ofa import OfaMobileNetV3Space
 
         if not isinstance(space, OfaMobileNetV3Space):
@@ -71,5 +75,5 @@ class OfaPredictorEvaluator:
                 x = np.maximum(x, 0.0)
         return x[:, 0]
 
-    def evaluate(self, arch: Any) -> EvalResult:
+    def evaluate(self, arch: OfaArch) -> EvalResult:
         return EvalResult(float(self.predict(ofa_features(arch))[0]))

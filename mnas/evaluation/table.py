@@ -2,9 +2,12 @@
 `cifar10_test`), keyed by the architecture's text form. Loaded once; each lookup is a dict get."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnas.tables import lookup, read_column
+
+if TYPE_CHECKING:
+    from search_spaces.interface import SearchSpace
 
 from . import EvalResult
 
@@ -15,7 +18,7 @@ class TableEvaluator:
 
     remote = False
 
-    def __init__(self, space: Any, path: str | None, column: str | None, *,
+    def __init__(self, space: SearchSpace[Any], path: str | None, column: str | None, *,
                  key_column: str = "arch", percent: bool = True) -> None:
         self.space, self.path, self.column = space, path, column
         self.scale = 0.01 if percent else 1.0

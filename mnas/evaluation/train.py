@@ -5,9 +5,12 @@ with `--local`), which calls the trainer itself; `evaluate` is the same path for
 process (what `LocalExecutor` does)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mnas.search.executor import resolve_trainer, run_child
+from mnas.search.executor import Trainer, resolve_trainer, run_child
+
+if TYPE_CHECKING:
+    from mnas.training.trainer import TrainConfig
 
 from . import EvalResult, as_result
 
@@ -15,8 +18,8 @@ from . import EvalResult, as_result
 class TrainEvaluator:
     remote = True
 
-    def __init__(self, train_config: Any, *, num_classes: int | None = None,
-                 trainer: Any = None) -> None:
+    def __init__(self, train_config: TrainConfig | None, *, num_classes: int | None = None,
+                 trainer: str | Trainer | None = None) -> None:
         self.train_config, self.num_classes = train_config, num_classes
         self.trainer = resolve_trainer(trainer)
 
