@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 from scipy.stats import kendalltau
@@ -34,6 +34,9 @@ from mnas.supernet.evaluation import load_scorer
 from mnas.supernet.training import train_supernet
 from mnas.training.trainer import train_child
 from search_spaces.specs import ArchSpec
+
+#: The supernet's kernel transforms (`SupernetConfig.kernel_transform`).
+Transform = Literal["crop", "ofa"]
 
 
 def _save(out: Path, state: dict[str, Any]) -> None:
@@ -56,10 +59,11 @@ def _standalone(state: dict[str, Any], out: Path, config: ExperimentConfig, arch
 
 
 def _variant(state: dict[str, Any], out: Path, config: ExperimentConfig, archs: list[ArchSpec],
-             spec: str,
-             recal: list[int], work: Path) -> None:
+             spec: str, recal: list[int], work: Path) -> None:
     transform, mode, epochs = spec.split(":")
-    sn = SupernetConfig(epochs=float(epochs), kernel_transform=transform,  # type: ignore[arg-type]
+    if transform not in ("crop", "ofa"):
+        raise SystemExit(f"--variants: {spec!r}: the kernel transform is crop or ofa")
+    sn = SupernetConfig(epochs=float(epochs), kernel_transform=cast(Transform, transform),
                         sandwich=mode == "sandwich", val_images=None)
     entry = state.setdefault("variants", {}).setdefault(spec, {})
     ckpt = work / f"{spec.replace(':', '_')}.pt"

@@ -24,6 +24,7 @@ Writes bench/results/yardstick.json (and .png) and prints tables.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -83,9 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.seeds < 1 or args.batch < 1 or args.noise < 0 or min(args.budgets) < 1:
         p.error("--seeds, --batch and --budgets must be positive, --noise >= 0")
     if "tpe" in args.controllers:
-        try:
-            import optuna  # noqa: F401
-        except ImportError:
+        if importlib.util.find_spec("optuna") is None:
             p.exit(2, f"yardstick: tpe: optuna is not installed. {TPE_INSTALL}\n")
     args.latency_column = args.latency_column or ["latency_ms_pixel3", "latency_ms_raspi4"]
     return args

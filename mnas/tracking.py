@@ -98,7 +98,7 @@ def _quiet_writer_thread_errors() -> None:
             return
         previous(args)
 
-    hook.mnas_quiet = True  # type: ignore[attr-defined]
+    vars(hook)["mnas_quiet"] = True  # the marker checked above (no such attribute in its type)
     threading.excepthook = hook
 
 

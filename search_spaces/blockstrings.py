@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from .specs import ACTIVATIONS, ArchSpec, BlockSpec, round_filters
 
@@ -124,9 +124,10 @@ def _act_text(act: str, column: int, default: str = "relu") -> str:
     return "" if act == "relu" == default else "_" + ACT_TOKENS[act][column]
 
 
-def _block(text: str, **fields: object) -> BlockSpec:
+def _block(text: str, **fields: Any) -> BlockSpec:
+    """The spec of the parsed fields; BlockSpec checks their types and ranges itself."""
     try:
-        return BlockSpec(**fields)  # type: ignore[arg-type]
+        return BlockSpec(**fields)
     except ValueError as exc:
         raise ValueError(f"block string {text!r}: {exc}") from None
 
@@ -281,9 +282,10 @@ def encode_timm_block(block: BlockSpec, activation: str = "relu") -> str:
     return text + _act_text(block.act, 1, activation)
 
 
-def _arch(blocks: list[BlockSpec], strings: Sequence[str], **kwargs: object) -> ArchSpec:
+def _arch(blocks: list[BlockSpec], strings: Sequence[str], **kwargs: Any) -> ArchSpec:
+    """ArchSpec checks the stem/head settings itself (a ValueError names the string)."""
     try:
-        return ArchSpec(blocks=tuple(blocks), **kwargs)  # type: ignore[arg-type]
+        return ArchSpec(blocks=tuple(blocks), **kwargs)
     except ValueError as exc:
         raise ValueError(f"block strings {list(strings)!r}: {exc}") from None
 
