@@ -196,7 +196,8 @@ def final_models(work: Path, methods: list[str], seeds: int,
     """Name, kind and block strings (a family's reference name) of every model in the final
     comparison: the baselines, the families at matched latency, the best of every search."""
     from search_spaces import network_strings
-    models = [{"name": b, "kind": "baseline", "blocks": network_strings(reference(b))}
+    models: list[dict[str, Any]] = [
+        {"name": b, "kind": "baseline", "blocks": network_strings(reference(b))}
               for b in BASELINES + tuple(m for m in matched if m not in BASELINES)]
     for method in methods:
         for seed in range(seeds):
@@ -252,7 +253,7 @@ def stage_latency(state: dict[str, Any], work: Path, models: list[dict[str, Any]
     drift of the shared machine hits all of them alike; lut predictions beside them."""
     from latency import create_predictor, make_profiler
     from latency.keys import arch_onnx
-    measured = state.setdefault("measured", {})
+    measured: dict[str, Any] = state.setdefault("measured", {})
     todo = [m for m in models if m["name"] not in measured]
     if not todo:
         return measured

@@ -37,16 +37,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout, even if the installed package is stale
 
-import torch  # noqa: E402
+import torch
 
-from latency import load_table, make_profiler  # noqa: E402
-from latency.build import build_table  # noqa: E402
-from latency.options import BuildOptions  # noqa: E402
-from latency.keys import space_entries  # noqa: E402
-from latency.predictors import LutPredictor  # noqa: E402
-from latency.validate import (METRICS, combine_sweeps, fidelity,  # noqa: E402
+from latency import load_table, make_profiler
+from latency.build import build_table
+from latency.options import BuildOptions
+from latency.keys import space_entries
+from latency.predictors import LutPredictor
+from latency.validate import (METRICS, combine_sweeps, fidelity,
                               measure_sweeps, validate)
-from search_spaces.space import MnasNetSpace  # noqa: E402
+from search_spaces.space import MnasNetSpace
 
 PROFILER = {"provider": "CPUExecutionProvider", "threads": 1, "warmup": 10, "runs": 30,
             "rounds": 3}

@@ -32,17 +32,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
+import torch
 
-from latency import load_table, make_profiler  # noqa: E402
-from latency.build import VALIDATION_SEED, build_table, validation_actions  # noqa: E402
-from latency.keys import arch_onnx  # noqa: E402
-from latency.options import BuildOptions  # noqa: E402
-from latency.predictors import FlopsPredictor, LutPredictor  # noqa: E402
-from latency.validate import fidelity, measure_archs  # noqa: E402
-from search_spaces.space import MnasNetSpace  # noqa: E402
+from latency import load_table, make_profiler
+from latency.build import VALIDATION_SEED, build_table, validation_actions
+from latency.keys import arch_onnx
+from latency.options import BuildOptions
+from latency.predictors import FlopsPredictor, LutPredictor
+from latency.validate import fidelity, measure_archs
+from search_spaces.space import MnasNetSpace
 
-from latency_bench import first_pass_predictor  # noqa: E402  (bench/ is the script's dir)
+from latency_bench import first_pass_predictor
 
 
 def learned_correction(space: MnasNetSpace, lut: LutPredictor, actions: list[list[int]],

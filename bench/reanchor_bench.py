@@ -30,12 +30,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from latency import load_table, make_profiler  # noqa: E402
-from latency.build import build_table  # noqa: E402
-from latency.options import BuildOptions  # noqa: E402
-from latency.device_profile import cpu_times  # noqa: E402
-from latency.validate import validate  # noqa: E402
-from search_spaces.space import MnasNetSpace  # noqa: E402
+from latency import load_table, make_profiler
+from latency.build import build_table
+from latency.options import BuildOptions
+from latency.device_profile import cpu_times
+from latency.validate import validate
+from search_spaces.space import MnasNetSpace
 
 OUT = ROOT / "bench" / "results" / "reanchor.json"
 #: A reduced space: every op and kernel, SE on and off, identity/none skips, one width.

@@ -7,7 +7,7 @@ them into an `ArchSpec`. Pick one by name with `create_controller`.
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any
+from typing import Any, Callable
 
 from .base import Controller, NoOptions, Sample
 from .evolution import EvolutionController, EvolutionOptions
@@ -45,7 +45,7 @@ def create_controller(name: str, space: Any, *, seed: int = 0, predictor: Any = 
     the others, so a search can always pass them. A keyword that is not one of the controller's
     options is a ValueError naming it.
     """
-    cls = _lookup(name)
+    make: Callable[..., Controller] = _lookup(name)  # each subclass takes its own options
     allowed = controller_options(name)
     for key in kwargs:
         if key not in allowed:
@@ -55,9 +55,9 @@ def create_controller(name: str, space: Any, *, seed: int = 0, predictor: Any = 
         if predictor is None or target_ms is None:
             raise ValueError("controller constrained_random: needs a latency predictor and "
                              "latency.target_ms")
-        return cls(space, predictor=predictor, target_ms=target_ms, seed=seed, options=options,
+        return make(space, predictor=predictor, target_ms=target_ms, seed=seed, options=options,
                    **kwargs)
-    return cls(space, seed=seed, options=options, **kwargs)
+    return make(space, seed=seed, options=options, **kwargs)
 
 
 __all__ = ["ALGORITHMS", "BandOptions", "CONTROLLERS", "ConstrainedRandomController",

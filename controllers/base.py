@@ -10,13 +10,16 @@ import abc
 import json
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, TypeVar
 
 import numpy as np
 
 from mnas.config.loader import load_section
 
-_O = TypeVar("_O")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_O = TypeVar("_O", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)

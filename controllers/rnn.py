@@ -340,4 +340,4 @@ def top_utilities(rewards: np.ndarray, history: np.ndarray, fraction: float) -> 
     below = (history[None, :] < rewards[:, None]).sum(1)
     ties = (history[None, :] == rewards[:, None]).sum(1)
     quantile = (below + 0.5 * ties) / len(history)
-    return np.maximum(quantile - (1.0 - fraction), 0.0) / fraction
+    return np.asarray(np.maximum(quantile - (1.0 - fraction), 0.0) / fraction)

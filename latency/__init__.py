@@ -12,7 +12,7 @@ and `validate` only when a table is built or its canary re-timed.
 from __future__ import annotations
 
 import os
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from .options import (BUILTIN_PREDICTORS, MNASNET_ONLY, PREDICTOR_OPTIONS, LutOp
 from .predictors import FlopsPredictor, LutPredictor, MeasuredPredictor
 from .table import LatencyTable, TableError, load_table
 
+if TYPE_CHECKING:
+    from .profiler import Profiler
+
 
 @runtime_checkable
 class LatencyPredictor(Protocol):
@@ -39,7 +42,8 @@ class LatencyPredictor(Protocol):
     def predict_many(self, archs: Sequence[ArchSpec]) -> np.ndarray: ...
 
 
-def make_profiler(profiler: Any = None) -> Any:
+def make_profiler(profiler: Profiler | ProfilerConfig | Mapping[str, Any] | None = None
+                  ) -> Profiler:
     """A `Profiler` from None (defaults), a mapping of `ProfilerConfig` fields (checked by the
     config loader), a `ProfilerConfig` or a profiler (imports onnxruntime)."""
     from .profiler import Profiler
@@ -101,11 +105,12 @@ def _create_lut(space: MnasNetSpace, table: Any, options: LutOptions) -> Latency
             build_table(space, make_profiler(options.profiler), path, options.build,
                         progress=options.progress)
     loaded = _table(table)
+    assert loaded is not None  # None was refused above
     prof = make_profiler(options.profiler) if options.profiler is not None else None
     anchor = _reanchor(space, loaded, options.reanchor)
     lut = LutPredictor(space, loaded, calibration=options.calibration, profiler=prof,
                        scale=anchor["factor"] if anchor else 1.0)
-    lut.anchor = anchor  # reported by `mnas search`
+    vars(lut)["anchor"] = anchor  # reported by `mnas search` (not a field of every LutPredictor)
     return lut
 
 
@@ -125,12 +130,13 @@ def load_custom(path: str, **kwargs: Any) -> LatencyPredictor:
     """Import `pkg.module:Name` and instantiate it (or use it as is if it is not callable).
 
     `space` and `table` are passed only when the signature accepts them (or **kwargs)."""
-    return load_plugin(
+    plugin: LatencyPredictor = load_plugin(  # `fits` checked the shape
         path, key="latency.predictor", kwargs=kwargs, optional=("space", "table"),
         fits=lambda obj: isinstance(obj, LatencyPredictor)
         and callable(getattr(obj, "predict", None))
         and callable(getattr(obj, "predict_many", None)),
         contract="LatencyPredictor (needs predict(arch) -> float and predict_many(archs) -> array)")
+    return plugin
 
 
 __all__ = ["BUILTIN_PREDICTORS", "LatencyPredictor", "LatencyTable", "TableError",

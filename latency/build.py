@@ -184,7 +184,7 @@ def sample_plan(space: MnasNetSpace, opt: BuildOptions) -> list[tuple[str, int, 
     return _interleave(planned, _validation_plan(space, opt, planned))
 
 
-def finish_table(space: MnasNetSpace, out: str | os.PathLike) -> LatencyTable:
+def finish_table(space: MnasNetSpace, out: str | os.PathLike[str]) -> LatencyTable:
     """Fit the calibration on the table's end-to-end samples and mark it complete."""
 
     table = load_table(out)
@@ -193,7 +193,7 @@ def finish_table(space: MnasNetSpace, out: str | os.PathLike) -> LatencyTable:
     return load_table(out)
 
 
-def build_table(space: MnasNetSpace, profiler: Any, out: str | os.PathLike,
+def build_table(space: MnasNetSpace, profiler: Any, out: str | os.PathLike[str],
                 options: BuildOptions | None = None, *, progress: bool = True,
                 on_chunk: Callable[[int], None] | None = None) -> LatencyTable:
     """Build (or resume) the table for `space` at `out`; returns the finished table."""

@@ -47,7 +47,7 @@ def _plan(space: MnasNetSpace, options: BuildOptions) -> list[dict[str, Any]]:
     return graphs
 
 
-def write_bundle(space: MnasNetSpace, out: str | os.PathLike, options: BuildOptions,
+def write_bundle(space: MnasNetSpace, out: str | os.PathLike[str], options: BuildOptions,
                  profiler: dict[str, Any], *, progress: bool = True) -> dict[str, Any]:
     """Write the bundle into `out` (graphs already there are kept: an interrupted export
     resumes); returns the manifest."""
@@ -107,8 +107,8 @@ def _load_results(path: Path, space: MnasNetSpace) -> dict[str, Any]:
     return data
 
 
-def assemble_table(space: MnasNetSpace, results: str | os.PathLike,
-                   out: str | os.PathLike) -> LatencyTable:
+def assemble_table(space: MnasNetSpace, results: str | os.PathLike[str],
+                   out: str | os.PathLike[str]) -> LatencyTable:
     """The table of a device's results, calibrated as `build_table` calibrates."""
     path = Path(results)
     data = _load_results(path, space)
@@ -127,7 +127,9 @@ def assemble_table(space: MnasNetSpace, results: str | os.PathLike,
         ms, spread = combine_passes(t["passes_ms"], t["spreads"][-1], stat)
         return {"ms": ms, "spread": spread, "passes_ms": t["passes_ms"]}
 
-    entries, samples, validation = {}, [], []
+    entries: dict[str, dict[str, Any]] = {}
+    samples: list[tuple[int, dict[str, Any]]] = []  # (index, sample): sorted below
+    validation: list[tuple[int, dict[str, Any]]] = []
     for g in data["graphs"]:
         if g["kind"] in device_profile.ENTRY_KINDS:
             entries[g["key"]] = dict(record(g["id"]), canary_ratio=timed[g["id"]]["canary_ratio"])

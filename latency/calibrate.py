@@ -69,7 +69,7 @@ def cv_mape(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0,
     """K-fold cross-validated mean absolute percentage error of `fit_linear`."""
     def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         coef, b = fit_linear(x[train], y[train], free)
-        return x[test] @ coef + b
+        return np.asarray(x[test] @ coef + b)
 
     return _cv(y, fit_predict, folds, seed)
 
@@ -149,7 +149,7 @@ def cv_mape_learned(x: np.ndarray, corr: np.ndarray, y: np.ndarray, free: Sequen
     """`cv_mape` of the learned kind: base fit and trees refitted on every training fold."""
     def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         coef, b, trees = _learned(x[train], corr[train], y[train], free)
-        return (x[test] @ coef + b) * np.exp(Trees(trees).predict(corr[test]))
+        return np.asarray((x[test] @ coef + b) * np.exp(Trees(trees).predict(corr[test])))
 
     return _cv(y, fit_predict, folds, seed)
 

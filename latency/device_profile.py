@@ -42,6 +42,14 @@ ENTRY_KINDS = ("layer", "stem", "head")
 SAMPLE_KINDS = ("calibration", "validation")
 
 
+def onnxruntime_version() -> str:
+    return str(ort.__version__)
+
+
+def available_providers() -> list[str]:
+    return list(ort.get_available_providers())
+
+
 def statistic(times: np.ndarray, name: str) -> float:
     """The robust statistic of a set of run times."""
     if name == "median":
@@ -174,7 +182,7 @@ def make_feed(session: Any) -> dict[str, np.ndarray]:
 def time_runs(run: Callable[..., Any], feed: dict[str, np.ndarray], runs: int,
               min_time_s: float) -> np.ndarray:
     """`runs` timed runs in ms (more while under `min_time_s`, to average very fast graphs)."""
-    out = []
+    out: list[float] = []
     clock = time.perf_counter_ns
     start = clock()
     while len(out) < runs or (clock() - start) / 1e9 < min_time_s:

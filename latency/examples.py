@@ -61,4 +61,4 @@ class MacsParamsPredictor:
         s = self.space
         counts = np.array([macs_and_weights(a, s.input_size, s.num_classes) for a in archs],
                           dtype=float).reshape(-1, 2)
-        return self.intercept + (counts / 1e6) @ self.coef
+        return np.asarray(self.intercept + (counts / 1e6) @ self.coef)

@@ -2,8 +2,8 @@
 
 `latency.kwargs` in an experiment config is the dataclass of the built-in predictor that
 `latency.predictor` names (`PREDICTOR_OPTIONS`); a custom predictor's kwargs stay a free mapping
-for its own constructor (your code checks them). `ProfilerConfig` and `BuildOptions` nest inside them. This module imports
-nothing heavy (no onnxruntime), so a config can be checked without it.
+for its own constructor (your code checks them). `ProfilerConfig` and `BuildOptions` nest inside
+them. This module imports nothing heavy (no onnxruntime), so a config can be checked without it.
 """
 from __future__ import annotations
 

@@ -158,7 +158,7 @@ class _LinearPredictor:
         out = feats[:, self.cols] @ self.coef + self.intercept
         if self.trees is not None:
             out = out * np.exp(self.trees.predict(self.cache.correction(idx, feats)))
-        return out * self.scale if self.scale != 1.0 else out
+        return np.asarray(out * self.scale) if self.scale != 1.0 else np.asarray(out)
 
 
 class LutPredictor(_LinearPredictor):
@@ -185,7 +185,7 @@ class LutPredictor(_LinearPredictor):
             on_missing = lambda e: profiler.measure(entry_onnx(e)).ms  # noqa: E731
         self.cache = _FeatureCache(space, table.ms(), on_missing, table.path or "latency table")
         self.calibration = self._pick(calibration)
-        fit = table.calibration.get("fits", {}).get(self.calibration) if \
+        fit: dict[str, Any] = table.calibration.get("fits", {}).get(self.calibration) if \
             self.calibration != "none" else {"features": ["lut"], "coef": [1.0], "intercept": 0.0}
         self.cols = feature_columns(fit["features"], self.cache.n_pos)
         self.coef, self.intercept = np.asarray(fit["coef"], dtype=float), float(fit["intercept"])

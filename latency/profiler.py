@@ -14,18 +14,18 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from mnas.config.loader import to_plain
 
-from .device_profile import (choose_cpu, cpu_model, make_feed, make_session, ort, pinned,
-                             session_options, time_sessions)
+from .device_profile import (available_providers, choose_cpu, cpu_model, make_feed, make_session,
+                             onnxruntime_version, pinned, session_options, time_sessions)
 from .options import ProfilerConfig
 
-__all__ = ["Measurement", "Profiler", "ProfilerConfig", "available_providers", "cpu_model",
-           "onnxruntime_version"]
+__all__ = ["Measurement", "Profiler", "ProfilerConfig", "ProfilerLike", "available_providers",
+           "cpu_model", "onnxruntime_version"]
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,17 @@ class Measurement:
         return {"ms": self.ms, "spread": self.spread, "rounds_ms": list(self.rounds_ms)}
 
 
-def onnxruntime_version() -> str:
-    return ort.__version__
+class ProfilerLike(Protocol):
+    """What the table build, validation and the commands use of a profiler: `Profiler`, or a
+    stand-in with the same methods (the tests' fakes time nothing)."""
 
+    config: ProfilerConfig
 
-def available_providers() -> list[str]:
-    return list(ort.get_available_providers())
+    def measure(self, onnx_bytes: bytes, /) -> Measurement: ...
+
+    def measure_many(self, graphs: list[bytes], /) -> list[Measurement]: ...
+
+    def provenance(self) -> dict[str, Any]: ...
 
 
 class Profiler:

@@ -34,14 +34,14 @@ VERSION = 1
 
 @dataclass(frozen=True)
 class LatencyTable:
-    """Loaded table data. `entries` maps key -> {"ms", "spread"}; `samples` holds end-to-end
-    measurements (actions, ms, spread) used to fit `calibration` and the flops cost;
-    `validation` holds more of them, timed interleaved with the build but never fitted on."""
+    """Loaded table data. `entries` maps key -> {"ms", "spread", "passes_ms", ...}; `samples`
+    holds end-to-end measurements (actions, ms, spread) used to fit `calibration` and the flops
+    cost; `validation` holds more of them, timed interleaved with the build but never fitted on."""
 
     space: dict[str, Any]
     fingerprint: str
     provenance: dict[str, Any]
-    entries: dict[str, dict[str, float]]
+    entries: dict[str, dict[str, Any]]
     samples: list[dict[str, Any]] = field(default_factory=list)
     calibration: dict[str, Any] = field(default_factory=dict)
     canary: list[dict[str, Any]] = field(default_factory=list)
@@ -71,7 +71,7 @@ class LatencyTable:
         raise TableError(f"{where}: built for another search space: {detail}")
 
 
-def save_table(table: LatencyTable, path: str | os.PathLike) -> None:
+def save_table(table: LatencyTable, path: str | os.PathLike[str]) -> None:
     """Atomic write: temp file in the same directory, then os.replace."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +80,7 @@ def save_table(table: LatencyTable, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def load_table(path: str | os.PathLike) -> LatencyTable:
+def load_table(path: str | os.PathLike[str]) -> LatencyTable:
     """Read and validate a table file; ValueError naming the file and what is wrong."""
     path = Path(path)
     if not path.exists():

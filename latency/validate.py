@@ -126,7 +126,7 @@ def reanchor(space: MnasNetSpace, table: LatencyTable, profiler: Any
     if then is None:
         return None
     started = time.time()
-    ratio = canary_ratio(space, table, profiler)
+    ratio = float(profiler.measure(canary_onnx(space)).ms / then)  # `canary_ratio`, known canary
     return {"factor": ratio, "canary_ms_build": then, "canary_ms_now": ratio * then,
             "seconds": round(time.time() - started, 1)}
 
@@ -174,7 +174,7 @@ def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: i
         spreads = spreads_in[0]  # rounds within one session: all there is
     lut_ms, flops_ms = lut.predict_many(archs), flops.predict_many(archs)
     # the canary before and after the sweeps: the machine's speed during them against the build
-    factor = float(np.sqrt(ratio_before * ratio_after)) if ratio_before else None
+    factor = float(np.sqrt(ratio_before * ratio_after)) if ratio_before and ratio_after else None
     anchored = lut_ms * factor if factor else lut_ms
     return {
         "samples": len(archs), "seed": seed, "sweeps": sweeps, "sweep_statistic":

@@ -49,7 +49,7 @@ def load_plugin(path: str, *, key: str, kwargs: dict[str, Any], optional: Iterab
             raise ValueError(f"{key}: {path!r} rejected its kwargs: {exc}") from None
         except ValueError as exc:
             raise ValueError(f"{key}: {path!r}: {first_line(exc)}") from None
-        except Exception as exc:  # user code: one line naming it, not a traceback
+        except Exception as exc:  # noqa: BLE001 - user code: one line naming it, not a traceback
             raise ValueError(f"{key}: {path!r} raised {type(exc).__name__}: "
                              f"{first_line(exc)}") from None
     if not fits(obj):

@@ -206,7 +206,7 @@ class MnasNetSpace:
             return bool(choice == block.skip)
         if name == "filters":
             return self.block_out_filters(i, choice) == block.out_filters
-        return max(1, base.layers + choice) == block.repeats  # layers
+        return bool(max(1, base.layers + choice) == block.repeats)  # layers
 
     def encode(self, arch: ArchSpec) -> list[int]:
         """ArchSpec -> actions; ValueError if the architecture is not in this space."""

@@ -15,11 +15,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnas.commands.describe import check_model_size
 from mnas.config.experiments import experiment_path
 from mnas.fileio import atomic_write_json
+
+if TYPE_CHECKING:
+    from mnas.commands import Subparsers
 
 _PROFILER_FLAGS = ("provider", "threads", "runs", "rounds", "warmup", "statistic")
 
@@ -202,7 +205,7 @@ def _check_output_file(path: Path) -> None:
         raise ValueError(f"--json {path}: {parent} is not writable")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("latency", help="time models, build and validate latency lookup tables")
     lsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
 

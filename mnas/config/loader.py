@@ -21,7 +21,10 @@ import math
 import re
 import types
 import typing
-from typing import Any, Iterable, Literal, Mapping, Union
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, TypeVar, Union
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -178,7 +181,11 @@ def _convert_mapping(args: tuple[Any, ...], value: Any, where: str) -> dict[str,
     return out
 
 
-def dataclass_from_data(cls: type, data: Any, where: str = "") -> Any:
+#: The dataclass a section is loaded as.
+Section = TypeVar("Section", bound="DataclassInstance")
+
+
+def dataclass_from_data(cls: type[Section], data: Any, where: str = "") -> Section:
     """Build dataclass `cls` from a mapping: unknown keys, wrong types and values rejected by
     `__post_init__` become ValueErrors prefixed with the key path `where`."""
     if isinstance(data, cls):
@@ -209,7 +216,7 @@ def dataclass_from_data(cls: type, data: Any, where: str = "") -> Any:
     return construct(cls, values, where)
 
 
-def construct(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
+def construct(cls: type[Section], values: Mapping[str, Any], where: str = "") -> Section:
     """`cls(**values)` with its `__post_init__` errors put under the key path `where`."""
     try:
         return cls(**values)

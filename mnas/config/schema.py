@@ -63,9 +63,10 @@ class ControllerConfig(EvolutionOptions, BandOptions, RNNOptions, _ControllerNam
     """Which controller proposes architectures (`name`, one of `controllers.CONTROLLERS`), and
     the options of every controller, flat under `controller:`; each controller's options are
     declared once, by its own `Options` dataclass (`RNNOptions`, `BandOptions`,
-    `EvolutionOptions`), with their defaults and ranges. The RNN's lr and entropy weight are higher than NASNet's 0.00035 and
-    1e-5 because our searches sample hundreds, not thousands, of children: the ImageNet config
-    sets the paper's values. `band` is [lo, hi] as fractions of `latency.target_ms`.
+    `EvolutionOptions`), with their defaults and ranges. The RNN's lr and entropy weight are
+    higher than NASNet's 0.00035 and 1e-5 because our searches sample hundreds, not thousands, of
+    children: the ImageNet config sets the paper's values. `band` is [lo, hi] as fractions of
+    `latency.target_ms`.
     """
 
     def __post_init__(self) -> None:
@@ -289,7 +290,8 @@ def load_config(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> 
 
 def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
     """Plain data (dicts, lists, scalars) that `config_from_dict` turns back into `config`."""
-    return to_plain(config)
+    plain: dict[str, Any] = to_plain(config)
+    return plain
 
 
 def save_config(config: ExperimentConfig, path: str | os.PathLike[str]) -> Path:

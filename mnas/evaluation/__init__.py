@@ -99,10 +99,11 @@ def create_evaluator(name: str, *, space: Any, path: str | None = None,
         return OfaPredictorEvaluator(space, path)
     if ":" in name:
         plugin_kwargs = dict(options or {}, **kwargs, space=space, path=path, column=column)
-        return load_plugin(name, key="evaluator.name", kwargs=plugin_kwargs,
-                           optional=("space", "path", "column"),
-                           fits=lambda obj: callable(getattr(obj, "evaluate", None)),
-                           contract="Evaluator (needs evaluate(arch) -> EvalResult)")
+        plugin: Evaluator = load_plugin(  # `fits` checked the shape
+            name, key="evaluator.name", kwargs=plugin_kwargs, optional=("space", "path", "column"),
+            fits=lambda obj: callable(getattr(obj, "evaluate", None)),
+            contract="Evaluator (needs evaluate(arch) -> EvalResult)")
+        return plugin
     raise ValueError(f"evaluator.name: {name!r} is not one of {', '.join(BUILTIN_EVALUATORS)} "
                      "nor a dotted path 'pkg.module:Name'")
 
@@ -128,5 +129,5 @@ def as_result(value: Any) -> EvalResult:
                      "mapping with accuracy and status, or an accuracy number")
 
 
-__all__ = ["BUILTIN_EVALUATORS", "EVALUATOR_OPTIONS", "EvalResult", "Evaluator", "as_result", "create_evaluator",
-           "is_remote"]
+__all__ = ["BUILTIN_EVALUATORS", "EVALUATOR_OPTIONS", "EvalResult", "Evaluator", "as_result",
+           "create_evaluator", "is_remote"]

@@ -1,18 +1,22 @@
 """Wiring a search from an experiment config: the predictor, controller, tracker and executor
-(the run directory is `mnas.search.rundir`). Kept apart from `mnas.search.loop` so the loop itself stays testable with
-hand-made parts."""
+(the run directory is `mnas.search.rundir`). Kept apart from `mnas.search.loop` so the loop itself
+stays testable with hand-made parts."""
 from __future__ import annotations
 
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnas.config.schema import ExperimentConfig, load_config
 from mnas.reward import RewardSpec
 from mnas.search.executor import EvaluatorExecutor, Executor, LocalExecutor
 from mnas.search.loop import Search
 from mnas.search.rundir import RunDir
+
+if TYPE_CHECKING:
+    from controllers.base import Controller
+    from latency import LatencyPredictor
 
 REFERENCES = ("mnasnet_a1", "mnasnet_b1", "mobilenet_v2")
 
@@ -85,7 +89,8 @@ def create_evaluator(config: ExperimentConfig,
                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
 
 
-def reference_latencies(predictor: Any, config: ExperimentConfig) -> list[tuple[str, float]]:
+def reference_latencies(predictor: LatencyPredictor,
+                        config: ExperimentConfig) -> list[tuple[str, float]]:
     """Predicted latency of the reference networks, where the predictor can price them (a
     lookup table built for another space cannot, a custom predictor may fail or return no
     usable number: those are skipped; they only mark the plot)."""
@@ -114,7 +119,7 @@ def reference_latencies(predictor: Any, config: ExperimentConfig) -> list[tuple[
 
 
 def create_controller_and_reward(config: ExperimentConfig,
-                                 predictor: Any) -> tuple[Any, RewardSpec]:
+                                 predictor: LatencyPredictor) -> tuple[Controller, RewardSpec]:
     """The configured controller and reward: one recipe for `mnas search` and the Tune
     searcher (`mnas.tune.MnasSearcher.from_config`)."""
     from controllers import create_controller
@@ -129,8 +134,9 @@ def create_controller_and_reward(config: ExperimentConfig,
 
 
 def create_search(config: ExperimentConfig, run_dir: Path, *, resume: bool,
-                  predictor: Any = None,
-                  controller_and_reward: tuple[Any, RewardSpec] | None = None) -> Search:
+                  predictor: LatencyPredictor | None = None,
+                  controller_and_reward: tuple[Controller, RewardSpec] | None = None
+                  ) -> Search[Any]:
     """`controller_and_reward`: built beforehand by `create_controller_and_reward` (`mnas
     search` builds them before it writes the run dir: a value they refuse leaves nothing)."""
     space = config.space

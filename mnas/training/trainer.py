@@ -11,7 +11,7 @@ import math
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Iterator, Literal
+from typing import Any, Iterator, Literal
 
 import torch
 import torch.nn.functional as F
@@ -101,7 +101,7 @@ class TrainConfig:
         check_device(self.device)
         check_precision(self.precision)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -126,7 +126,7 @@ class ChildResult:
             raise ValueError(f"ChildResult.status: must be one of {', '.join(STATUSES)}, "
                              f"got {self.status!r}")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-safe: a non-finite loss (diverged/failed children) becomes None."""
         d = asdict(self)
         for key in ("accuracy", "train_loss", "images_per_s", "wall_time_s", "epochs"):
@@ -146,14 +146,14 @@ class Stretch:
     seconds: float
 
 
-def use_channels_last(config: TrainConfig, device: torch.device = torch.device("cpu")) -> bool:
+def use_channels_last(config: TrainConfig, device: torch.device | None = None) -> bool:
     """The rule for "auto". CPU, measured (`bench/train_bench.py channels-last`): channels_last
     trained these depthwise-heavy networks 1.65-2.6x faster at every input size we measured
     (8, 16, 32 px; 1 thread), so on. CUDA, not measured here (no GPU): on with bf16/fp16, where
-    cuDNN's tensor-core kernels want NHWC (PyTorch's guidance), off in fp32."""
+    cuDNN's tensor-core kernels want NHWC (PyTorch's guidance), off in fp32. No device: the CPU."""
     if config.channels_last != "auto":
         return config.channels_last == "on"
-    if device.type == "cuda":
+    if device is not None and device.type == "cuda":
         return config.precision != "fp32"
     return True
 
@@ -321,7 +321,7 @@ class Trainer:
                 x = x.contiguous(memory_format=torch.channels_last)
             self.model(x)
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-for-bit from an epoch boundary (tensors and plain
         values only, so `torch.load(..., weights_only=True)` reads it back)."""
         state = dict(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
@@ -333,7 +333,7 @@ class Trainer:
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return state
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])

@@ -52,7 +52,8 @@ def test_samples_asked_before_any_reward_are_uniform(space):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(population_size=0), "controller.population_size"),
     (dict(sample_size=0), "controller.sample_size"),
-    (dict(population_size=4, sample_size=5), "controller.sample_size: expected an integer <= population"),
+    (dict(population_size=4, sample_size=5),
+     "controller.sample_size: expected an integer <= population"),
     (dict(population_size=True), "controller.population_size"),
     (dict(seed=-1), "controller.seed"),
 ])
