@@ -30,7 +30,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,9 @@ from latency.predictors import LutPredictor
 from latency.validate import (METRICS, combine_sweeps, fidelity,
                               measure_sweeps, validate)
 from search_spaces.space import MnasNetSpace
+
+if TYPE_CHECKING:
+    from latency.profiler import ProfilerLike
 
 PROFILER = {"provider": "CPUExecutionProvider", "threads": 1, "warmup": 10, "runs": 30,
             "rounds": 3}
@@ -122,7 +125,7 @@ def first_pass_only(space: MnasNetSpace, table: Any, per: dict[str, Any]) -> dic
                 calibration=one.calibration)
 
 
-def remeasure(space: MnasNetSpace, profiler: Any, per: dict[str, Any], sweeps: int
+def remeasure(space: MnasNetSpace, profiler: ProfilerLike, per: dict[str, Any], sweeps: int
               ) -> dict[str, Any]:
     """Time the validation archs again, the same way (`sweeps` sweeps, combined alike): how
     well the measurement agrees with itself (the ceiling for any predictor), and lut/flops

@@ -25,7 +25,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -39,8 +38,10 @@ from latency.build import VALIDATION_SEED, build_table, validation_actions
 from latency.keys import arch_onnx
 from latency.options import BuildOptions
 from latency.predictors import FlopsPredictor, LutPredictor
+from latency.profiler import Profiler
 from latency.validate import fidelity, measure_archs
 from search_spaces.space import MnasNetSpace
+from search_spaces.specs import ArchSpec
 
 from latency_bench import first_pass_predictor
 
@@ -68,7 +69,7 @@ def learned_correction(space: MnasNetSpace, lut: LutPredictor, actions: list[lis
     return out
 
 
-def node_profile_sums(space: MnasNetSpace, archs: list[Any], profiler: Any,
+def node_profile_sums(space: MnasNetSpace, archs: list[ArchSpec], profiler: Profiler,
                       runs: int) -> np.ndarray:
     return np.array([sum(profiler.node_profile(arch_onnx(space, a), runs=runs).values())
                      for a in archs])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class ColumnLatency:
                                                                            np.ndarray]]) -> None:
         self.space, self.evaluate = space, evaluate
 
-    def predict_many(self, archs: list[Any]) -> np.ndarray:
+    def predict_many(self, archs: Sequence[Any]) -> np.ndarray:
         rows = np.asarray([self.space.encode(a) for a in archs], dtype=np.int64)
         return self.evaluate(rows)[1]
 

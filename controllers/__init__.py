@@ -7,12 +7,16 @@ them into an `ArchSpec`. Pick one by name with `create_controller`.
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .base import Controller, NoOptions, Sample
 from .evolution import EvolutionController, EvolutionOptions
 from .random_search import BandOptions, ConstrainedRandomController, RandomController
 from .rnn import ALGORITHMS, RNNController, RNNOptions
+
+if TYPE_CHECKING:
+    from latency import LatencyPredictor
+    from search_spaces.interface import SearchSpace
 
 #: Controller names accepted by `create_controller` (and `controller.name` in YAML).
 CONTROLLERS: dict[str, type[Controller]] = {
@@ -35,7 +39,8 @@ def _lookup(name: str) -> type[Controller]:
     return CONTROLLERS[name]
 
 
-def create_controller(name: str, space: Any, *, seed: int = 0, predictor: Any = None,
+def create_controller(name: str, space: SearchSpace[Any], *, seed: int = 0,
+                      predictor: LatencyPredictor | None = None,
                       target_ms: float | None = None, options: Any = None,
                       **kwargs: Any) -> Controller:
     """Build a controller by name, with `options` (an object carrying its `Options` fields, such

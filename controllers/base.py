@@ -17,6 +17,7 @@ import numpy as np
 from mnas.config.loader import load_section
 
 if TYPE_CHECKING:
+    from search_spaces.interface import HasDecisions
     from _typeshed import DataclassInstance
 
 _O = TypeVar("_O", bound="DataclassInstance")
@@ -64,7 +65,7 @@ class Controller(abc.ABC):
     #: The dataclass of its options (the `controller:` keys of an experiment config it reads).
     Options: type = NoOptions
 
-    def __init__(self, space: Any) -> None:
+    def __init__(self, space: HasDecisions) -> None:
         decisions = list(space.decisions)
         if not decisions:
             raise ValueError("controller: the search space has no decisions")

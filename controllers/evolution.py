@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from mnas.config.loader import check
 
 from .base import (Controller, Sample, check_count, check_seed, controller_options,
                    numpy_rng_state, restore_numpy_rng)
+
+if TYPE_CHECKING:
+    from search_spaces.interface import HasDecisions
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,8 @@ class EvolutionController(Controller):
     kind = "evolution"
     Options = EvolutionOptions
 
-    def __init__(self, space: Any, *, seed: int = 0, options: EvolutionOptions | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(self, space: HasDecisions, *, seed: int = 0,
+                 options: EvolutionOptions | None = None, **kwargs: Any) -> None:
         """`options`, or its fields as keywords (`population_size`, `sample_size`)."""
         super().__init__(space)
         opts = self.options = controller_options(EvolutionOptions, options, kwargs)

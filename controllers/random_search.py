@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -16,6 +16,10 @@ from mnas.config.loader import check
 
 from .base import (Controller, NoOptions, Sample, check_count, check_seed, controller_options,
                    numpy_rng_state, restore_numpy_rng)
+
+if TYPE_CHECKING:
+    from latency import LatencyPredictor
+    from search_spaces.interface import HasDecisions, SearchSpace
 
 #: Candidates decoded and sent to `predict_many` at once.
 CHUNK = 64
@@ -41,7 +45,8 @@ class RandomController(Controller):
 
     kind = "random"
 
-    def __init__(self, space: Any, *, seed: int = 0, options: NoOptions | None = None) -> None:
+    def __init__(self, space: HasDecisions, *, seed: int = 0,
+                 options: NoOptions | None = None) -> None:
         super().__init__(space)
         self.seed = check_seed(seed)
         self.rng = np.random.default_rng(self.seed)
@@ -75,9 +80,10 @@ class ConstrainedRandomController(RandomController):
 
     kind = "constrained_random"
     Options = BandOptions
+    space: SearchSpace[Any]  # it decodes actions to price them, beyond `decisions`
 
-    def __init__(self, space: Any, *, predictor: Any, target_ms: float, seed: int = 0,
-                 options: BandOptions | None = None, **kwargs: Any) -> None:
+    def __init__(self, space: SearchSpace[Any], *, predictor: LatencyPredictor, target_ms: float,
+                 seed: int = 0, options: BandOptions | None = None, **kwargs: Any) -> None:
         """`options`, or its fields as keywords (`band=(0.9, 1.0)`, `max_tries`)."""
         super().__init__(space, seed=seed)
         opts = self.options = controller_options(BandOptions, options, kwargs)

@@ -12,7 +12,7 @@ import copy
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Literal, Mapping, Sequence, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping, Sequence, TypeVar, cast
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from torch.nn import functional as F
 from mnas.config.loader import check
 
 from .base import Controller, Sample, check_count, check_seed, controller_options
+
+if TYPE_CHECKING:
+    from search_spaces.interface import HasDecisions
 
 ALGORITHMS = ("reinforce", "ppo")
 #: Larger controllers do not fit in memory (hidden_size 1e8 is 8e16 weights).
@@ -159,7 +162,7 @@ class RNNController(Controller):
 
     Options = RNNOptions
 
-    def __init__(self, space: Any, *, seed: int = 0, options: RNNOptions | None = None,
+    def __init__(self, space: HasDecisions, *, seed: int = 0, options: RNNOptions | None = None,
                  **kwargs: Any) -> None:
         """`options`, or its fields as keywords (`RNNController(space, lr=0.01)`)."""
         super().__init__(space)

@@ -8,11 +8,14 @@ samples stays far below 1, while a learning controller approaches 1.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from .base import Controller
+
+if TYPE_CHECKING:
+    from search_spaces.interface import SearchSpace
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class MatchTask:
     target: tuple[int, ...]
 
     @classmethod
-    def random(cls, space: Any, seed: int) -> "MatchTask":
+    def random(cls, space: SearchSpace[Any], seed: int) -> "MatchTask":
         return cls(tuple(space.sample_actions(np.random.default_rng(seed))))
 
     def reward(self, actions: Sequence[int]) -> float:

@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from .keys import Entry, arch_onnx, canary_onnx, entry_onnx, space_entries
 from .options import BuildOptions
 from .predictors import LutPredictor
 from .table import LatencyTable, load_table, save_table
+
+if TYPE_CHECKING:
+    from .profiler import ProfilerLike
 
 
 #: Seed of the validation networks (`validation_actions`): never the calibration networks'.
@@ -64,8 +67,8 @@ def _check_resume(old: LatencyTable, space: MnasNetSpace, provenance: dict[str, 
 
 
 class _Builder:
-    def __init__(self, space: MnasNetSpace, profiler: Any, out: Path, options: BuildOptions,
-                 progress: bool) -> None:
+    def __init__(self, space: MnasNetSpace, profiler: ProfilerLike, out: Path,
+                 options: BuildOptions, progress: bool) -> None:
         self.space, self.profiler, self.out, self.opt = space, profiler, out, options
         self.progress = progress
         self.provenance = dict(profiler.provenance(), input_size=space.input_size,
@@ -193,7 +196,7 @@ def finish_table(space: MnasNetSpace, out: str | os.PathLike[str]) -> LatencyTab
     return load_table(out)
 
 
-def build_table(space: MnasNetSpace, profiler: Any, out: str | os.PathLike[str],
+def build_table(space: MnasNetSpace, profiler: ProfilerLike, out: str | os.PathLike[str],
                 options: BuildOptions | None = None, *, progress: bool = True,
                 on_chunk: Callable[[int], None] | None = None) -> LatencyTable:
     """Build (or resume) the table for `space` at `out`; returns the finished table."""

@@ -7,7 +7,7 @@ head), so `predict_many` is one numpy gather, sum and dot product after the firs
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from .calibrate import BASE_FEATURES, Trees, feature_columns, fit_calibrations
 from .keys import (Entry, arch_onnx, entry_onnx, head_key, head_macs, head_weights, layer_key,
                    layer_macs, layer_weights, stem_key, stem_macs, stem_weights)
 from .table import LatencyTable, TableError
+
+if TYPE_CHECKING:
+    from .profiler import Measurement, ProfilerLike
 
 _NB = len(BASE_FEATURES)
 _SKIPS = ("none", "identity", "pool")
@@ -170,7 +173,7 @@ class LutPredictor(_LinearPredictor):
     speed now against the build's, from the canary: `latency.validate.reanchor`)."""
 
     def __init__(self, space: MnasNetSpace, table: LatencyTable, *, calibration: str = "auto",
-                 profiler: Any = None, scale: float = 1.0) -> None:
+                 profiler: ProfilerLike | None = None, scale: float = 1.0) -> None:
         if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
             raise ValueError(f"latency predictor 'lut': scale must be a number > 0, got "
                              f"{scale!r}")
@@ -239,10 +242,10 @@ class FlopsPredictor(_LinearPredictor):
 class MeasuredPredictor:
     """Export the whole model to ONNX and time it with the profiler (slow, exact)."""
 
-    def __init__(self, space: MnasNetSpace, profiler: Any) -> None:
+    def __init__(self, space: MnasNetSpace, profiler: ProfilerLike) -> None:
         self.space, self.profiler = space, profiler
 
-    def measure(self, arch: ArchSpec) -> Any:
+    def measure(self, arch: ArchSpec) -> Measurement:
         return self.profiler.measure(arch_onnx(self.space, arch))
 
     def predict(self, arch: ArchSpec) -> float:

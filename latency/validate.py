@@ -11,7 +11,7 @@ the data that fitted it.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from .build import VALIDATION_SEED, validation_actions
 from .keys import arch_onnx, canary_onnx
 from .predictors import FlopsPredictor, LutPredictor
 from .table import LatencyTable
+
+if TYPE_CHECKING:
+    from .profiler import ProfilerLike
 
 #: Seed offset for validation samples (table builds use small seeds for calibration samples).
 METRICS = ("mape", "within_5pct", "within_10pct", "kendall_tau", "spearman_rho")
@@ -49,7 +52,7 @@ def fidelity(predicted: Sequence[float] | np.ndarray,
             "spearman_rho": float(rho) if np.isfinite(rho) else 0.0}
 
 
-def measure_archs(space: MnasNetSpace, archs: Sequence[ArchSpec], profiler: Any, *,
+def measure_archs(space: MnasNetSpace, archs: Sequence[ArchSpec], profiler: ProfilerLike, *,
                   group: int = 8, on_group: Callable[[int], None] | None = None
                   ) -> list[Any]:
     """End-to-end `Measurement`s, timed round-robin in groups of `group` architectures."""
@@ -62,8 +65,8 @@ def measure_archs(space: MnasNetSpace, archs: Sequence[ArchSpec], profiler: Any,
     return out
 
 
-def measure_sweeps(space: MnasNetSpace, archs: Sequence[ArchSpec], profiler: Any, sweeps: int,
-                   on_group: Callable[[int], None] | None = None
+def measure_sweeps(space: MnasNetSpace, archs: Sequence[ArchSpec], profiler: ProfilerLike,
+                   sweeps: int, on_group: Callable[[int], None] | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """`sweeps` x len(archs) times and within-session spreads: every sweep times all `archs`
     (`measure_archs`) before the next starts, so one architecture's timings lie far apart."""
@@ -98,7 +101,7 @@ def canary_ms(table: LatencyTable) -> float | None:
     return float(np.median(then)) if then else None
 
 
-def canary_ratio(space: MnasNetSpace, table: LatencyTable, profiler: Any) -> float | None:
+def canary_ratio(space: MnasNetSpace, table: LatencyTable, profiler: ProfilerLike) -> float | None:
     """The fixed canary network now vs during the build (> 1: the machine is slower now);
     None when the table was built without a canary."""
     then = canary_ms(table)
@@ -117,7 +120,7 @@ def measured_here(table: LatencyTable) -> bool:
             and "bundle_id" not in prov)
 
 
-def reanchor(space: MnasNetSpace, table: LatencyTable, profiler: Any
+def reanchor(space: MnasNetSpace, table: LatencyTable, profiler: ProfilerLike
              ) -> dict[str, Any] | None:
     """Re-time the table's canary now (about a second) with `profiler` (the table's profiler
     settings): the factor to scale predictions by (canary now / at build), or None without a
@@ -149,7 +152,7 @@ def score_interleaved(space: MnasNetSpace, table: LatencyTable, lut: Any = None,
             "flops": fidelity(flops.predict_many(archs), measured)}
 
 
-def validate(space: MnasNetSpace, table: LatencyTable, profiler: Any, samples: int, *,
+def validate(space: MnasNetSpace, table: LatencyTable, profiler: ProfilerLike, samples: int, *,
              seed: int = VALIDATION_SEED, sweeps: int = 2, progress: bool = False
              ) -> dict[str, Any]:
     """Measure `samples` fresh architectures end to end and score `lut` and `flops` on them.

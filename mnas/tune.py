@@ -15,7 +15,7 @@ search where it stopped. This is the one module that imports ray.tune.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from ray import tune
 from ray.tune.search import Searcher
@@ -28,6 +28,7 @@ from search_spaces.blockstrings import decode_arch, encode_arch
 from search_spaces.specs import ArchSpec
 
 if TYPE_CHECKING:
+    from latency import LatencyPredictor
     from mnas.config.schema import ExperimentConfig
     from search_spaces.interface import SearchSpace
 
@@ -47,6 +48,13 @@ def arch_from_config(config: dict[str, Any]) -> ArchSpec:
                        dropout=child["dropout"])
 
 
+@runtime_checkable
+class PricesArchs(Protocol):
+    """Anything with `predict(arch) -> ms` (every latency predictor has it)."""
+
+    def predict(self, arch: ArchSpec, /) -> float: ...
+
+
 class MnasSearcher(Searcher):
     """Suggests children sampled by `controller` from `space`; learns from the reported `metric`
     (an accuracy in 0..1, maximised) through the MnasNet `reward` at `latency(arch)` ms.
@@ -55,13 +63,15 @@ class MnasSearcher(Searcher):
     `batch`: rewards per controller update (`budget.batch` of a search).
     """
 
-    def __init__(self, controller: Controller, space: SearchSpace[ArchSpec], latency: Any,
+    def __init__(self, controller: Controller, space: SearchSpace[ArchSpec],
+                 latency: PricesArchs | Callable[[ArchSpec], float],
                  reward: RewardSpec, *, metric: str = "accuracy", batch: int = 8) -> None:
         if not isinstance(batch, int) or batch < 1:
             raise ValueError(f"MnasSearcher: batch must be an integer >= 1, got {batch!r}")
         super().__init__(metric=metric, mode="max")
         self.controller, self.space, self.reward, self.batch = controller, space, reward, batch
-        self._latency: Callable[[ArchSpec], float] = getattr(latency, "predict", latency)
+        self._latency: Callable[[ArchSpec], float] = \
+            latency.predict if isinstance(latency, PricesArchs) else latency
         self._pending: list[Sample] = []  # sampled, not yet suggested
         self._live: dict[str, dict[str, Any]] = {}  # trial id -> its sample and child
         self._last: dict[str, float] = {}  # trial id -> last reported metric
@@ -70,7 +80,7 @@ class MnasSearcher(Searcher):
         self.updates = 0
 
     @classmethod
-    def from_config(cls, config: ExperimentConfig, *, predictor: Any = None,
+    def from_config(cls, config: ExperimentConfig, *, predictor: LatencyPredictor | None = None,
                     metric: str = "accuracy") -> "MnasSearcher":
         """The searcher an experiment config describes (`mnas.config.schema.load_config`): its
         space, controller, latency predictor, reward and `budget.batch`, built as `mnas search`

@@ -23,7 +23,11 @@ from mnas.commands.latency import _add_profiler_flags, _lut_options, _profiler_c
 from mnas.fileio import atomic_write_json
 
 if TYPE_CHECKING:
+    from latency.profiler import ProfilerLike
     from mnas.commands import Subparsers
+    from mnas.config.schema import ExperimentConfig
+    from search_spaces.scaling import Compound
+    from search_spaces.specs import ArchSpec
 
 
 def _grammar_arch(text: list[str]) -> Any:
@@ -85,7 +89,8 @@ def _done(path: Path) -> dict[tuple[float, float, float], dict[str, Any]]:
     return out
 
 
-def _score(base: Any, size0: int, c: Any, config: Any, profiler: Any) -> dict[str, Any]:
+def _score(base: ArchSpec, size0: int, c: Compound, config: ExperimentConfig,
+           profiler: ProfilerLike) -> dict[str, Any]:
     """One grid candidate: scaled, timed whole, trained at its input size, rewarded."""
     from latency.keys import arch_onnx
     from mnas.reward import mnas_reward
