@@ -19,10 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from latency.options import ProfilerConfig  # noqa: E402
-from latency.profiler import Profiler  # noqa: E402
-from search_spaces import ArchSpec, build_model, reference_arch  # noqa: E402
-from search_spaces.onnx_export import export_onnx_bytes  # noqa: E402
+from latency.options import ProfilerConfig
+from latency.profiler import Profiler
+from search_spaces import ArchSpec, build_model, reference_arch
+from search_spaces.onnx_export import export_onnx_bytes
 
 OUT = ROOT / "bench" / "results" / "relu6_latency.json"
 CASES = ((0.35, 224), (0.5, 224), (1.0, 224), (0.5, 32))

@@ -129,7 +129,9 @@ def old_string(block: Any) -> str:
 
 def with_random_activations(arch: Any, rng: np.random.Generator) -> Any:
     """`arch` with each block's activation (and the stem's and head's) drawn at random."""
-    pick = lambda: str(rng.choice(ACTIVATIONS))  # noqa: E731
+    def pick() -> str:
+        return str(rng.choice(ACTIVATIONS))
+
     return arch.with_(blocks=tuple(b.with_(act=pick()) for b in arch.blocks), activation=pick())
 
 
@@ -166,7 +168,8 @@ def main() -> int:
     random_rows: dict[str, Any] = {}
     for label, space in spaces.items():
         rng = np.random.default_rng(0)
-        rows, reasons = [], Counter()
+        rows: list[dict[str, Any]] = []
+        reasons: Counter[str] = Counter()
         for i in range(args.random):
             arch = space.sample(rng)
             if "activation" in label:

@@ -7,10 +7,10 @@ from .nasbench201 import NB201_OPS, NasBench201Space, Nb201Arch
 from .network import (Network, build_network, network_strings, published_widths, reference_label,
                       reference_network, reference_network_names)
 from .ofa import OfaArch, OfaMobileNetV3Space, build_ofa_model
-from .reference import reference_arch, reference_names, round_filters
+from .reference import reference_arch, reference_names
 from .registry import SPACES, create_space, space_to_dict
 from .space import BaseBlock, Decision, MnasNetSpace, layer_resolutions, parse_op
-from .specs import ACTIVATIONS, OPS, SKIPS, ArchSpec, BlockSpec, LayerSpec
+from .specs import ACTIVATIONS, OPS, SKIPS, ArchSpec, BlockSpec, LayerSpec, round_filters
 
 __all__ = [
     "ACTIVATIONS", "OPS", "SKIPS", "ArchSpec", "BlockSpec", "LayerSpec", "decode_arch",

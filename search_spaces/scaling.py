@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from .reference import round_filters
-from .specs import ArchSpec
+from .specs import ArchSpec, round_filters
 
 #: The paper's coefficients for EfficientNet-B0.
 EFFICIENTNET_ALPHA, EFFICIENTNET_BETA, EFFICIENTNET_GAMMA = 1.2, 1.1, 1.15

@@ -19,8 +19,7 @@ import numpy as np
 from mnas.config.loader import load_section
 
 from .blockstrings import decode_arch, encode_arch
-from .reference import round_filters
-from .specs import ArchSpec, BlockSpec, LayerSpec, out_size
+from .specs import ArchSpec, BlockSpec, LayerSpec, out_size, round_filters
 
 
 @dataclass(frozen=True)
