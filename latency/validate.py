@@ -125,11 +125,10 @@ def reanchor(space: MnasNetSpace, table: LatencyTable, profiler: ProfilerLike
     """Re-time the table's canary now (about a second) with `profiler` (the table's profiler
     settings): the factor to scale predictions by (canary now / at build), or None without a
     canary."""
-    then = canary_ms(table)
-    if then is None:
-        return None
     started = time.time()
-    ratio = float(profiler.measure(canary_onnx(space)).ms / then)  # `canary_ratio`, known canary
+    ratio, then = canary_ratio(space, table, profiler), canary_ms(table)
+    if ratio is None or then is None:  # both None without a canary
+        return None
     return {"factor": ratio, "canary_ms_build": then, "canary_ms_now": ratio * then,
             "seconds": round(time.time() - started, 1)}
 
