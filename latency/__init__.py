@@ -30,6 +30,7 @@ from .predictors import FlopsPredictor, LutPredictor, MeasuredPredictor
 from .table import LatencyTable, TableError, load_table
 
 if TYPE_CHECKING:
+    from search_spaces.interface import SearchSpace
     from .profiler import Profiler
 
 
@@ -60,8 +61,8 @@ def _table(table: Any) -> LatencyTable | None:
     return load_table(table)
 
 
-def create_predictor(name: str, *, space: Any, table: Any = None, options: Any = None,
-                     **kwargs: Any) -> LatencyPredictor:
+def create_predictor(name: str, *, space: SearchSpace[Any], table: Any = None,
+                     options: Any = None, **kwargs: Any) -> LatencyPredictor:
     """A built-in predictor (`BUILTIN_PREDICTORS`) or a dotted path `"pkg.module:Name"`.
 
     A built-in predictor takes its `PREDICTOR_OPTIONS` dataclass as `options` (what the
@@ -72,21 +73,22 @@ def create_predictor(name: str, *, space: Any, table: Any = None, options: Any =
                                "latency.kwargs")
     elif kwargs and options is not None:
         raise TypeError("pass predictor options either as `options` or as keywords")
-    if name in MNASNET_ONLY and not isinstance(space, MnasNetSpace):
-        raise ValueError(f"latency.predictor: {name!r} prices mnasnet-space architectures; for "
-                         f"this space use csv_column, ofa_yaml or a custom predictor")
+    if name in MNASNET_ONLY:
+        if not isinstance(space, MnasNetSpace):
+            raise ValueError(f"latency.predictor: {name!r} prices mnasnet-space architectures; "
+                             f"for this space use csv_column, ofa_yaml or a custom predictor")
+        if name == "lut":
+            return _create_lut(space, table, options)
+        if name == "flops":
+            return FlopsPredictor(space, _table(table), ms_per_mmac=options.ms_per_mmac,
+                                  intercept_ms=options.intercept_ms)
+        if name == "measured":
+            return MeasuredPredictor(space, make_profiler(options.profiler))
     if name == "csv_column":
         return CsvColumnPredictor(space, table, column=options.column,
                                   key_column=options.key_column)
     if name in LAYER_TABLE_FORMATS:
         return LayerTablePredictor(space, table, fmt=name, feature_mix=options.feature_mix)
-    if name == "lut":
-        return _create_lut(space, table, options)
-    if name == "flops":
-        return FlopsPredictor(space, _table(table), ms_per_mmac=options.ms_per_mmac,
-                              intercept_ms=options.intercept_ms)
-    if name == "measured":
-        return MeasuredPredictor(space, make_profiler(options.profiler))
     if ":" in name:
         return load_custom(name, space=space, table=table, **dict(options or {}), **kwargs)
     raise ValueError(f"latency.predictor: {name!r} is not one of "

@@ -7,18 +7,21 @@
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from mnas.tables import lookup, read_column
+
+if TYPE_CHECKING:
+    from search_spaces.interface import SearchSpace
 
 
 class CsvColumnPredictor:
     """Latency (ms) of each architecture from `column` of the CSV `table` (keyed by `key_column`,
     default `arch`). An architecture without a row is a ValueError naming it."""
 
-    def __init__(self, space: Any, table: str | None, *, column: str | None = None,
+    def __init__(self, space: SearchSpace[Any], table: str | None, *, column: str | None = None,
                  key_column: str = "arch") -> None:
         self.space, self.path = space, table
         self.values = read_column(table, column, space=space, key_column=key_column,

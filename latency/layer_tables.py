@@ -16,12 +16,15 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import yaml
 
 from search_spaces.specs import ArchSpec, BlockSpec, LayerSpec
+
+if TYPE_CHECKING:
+    from search_spaces.interface import SearchSpace
 
 FORMATS = ("ofa_yaml", "proxyless_yaml")
 _STEM = re.compile(r"Conv-input:([0-9]+)x[0-9]+x3-")
@@ -119,7 +122,7 @@ def network_keys(fmt: str, arch: ArchSpec, resolution: int, *, num_classes: int 
 class LayerTablePredictor:
     """Latency = the sum of a network's layer entries in an imported YAML table."""
 
-    def __init__(self, space: Any, table: str | None, *, fmt: str,
+    def __init__(self, space: SearchSpace[Any], table: str | None, *, fmt: str,
                  feature_mix: int = 1536) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"latency.predictor: {fmt!r} is not one of {', '.join(FORMATS)}")

@@ -10,10 +10,13 @@ process, a batch at a time, so a cheap evaluator's search costs no Ray start-up.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mnas.config.loader import load_section
 from mnas.plugins import load_plugin
+
+if TYPE_CHECKING:
+    from search_spaces.interface import SearchSpace
 
 #: Evaluators built in (besides "pkg.module:Name").
 BUILTIN_EVALUATORS: tuple[str, ...] = ("train", "table", "ofa_predictor")
@@ -68,7 +71,7 @@ def is_remote(evaluator: Any) -> bool:
     return bool(getattr(evaluator, "remote", False))
 
 
-def create_evaluator(name: str, *, space: Any, path: str | None = None,
+def create_evaluator(name: str, *, space: SearchSpace[Any], path: str | None = None,
                      column: str | None = None, train_config: Any = None, options: Any = None,
                      **kwargs: Any) -> Evaluator:
     """An evaluator by name (see the module docstring). A built-in one takes its
