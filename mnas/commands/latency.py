@@ -27,6 +27,20 @@ if TYPE_CHECKING:
 _PROFILER_FLAGS = ("provider", "threads", "runs", "rounds", "warmup", "statistic")
 
 
+def _add_table_flags(p: argparse.ArgumentParser) -> None:
+    """What a table times, shared by `build` (timed here) and `bundle` (timed on the device)."""
+    p.add_argument("--calibration-samples", type=int,
+                   help="end-to-end samples to fit the calibration (default 120)")
+    p.add_argument("--validation-samples", type=int, help="also time this many fresh "
+                   "architectures between chunks, never fitted on, for `validate` to score "
+                   "(default 0)")
+    p.add_argument("--passes", type=int, help="timings of every layer, in separate passes "
+                   "minutes apart (default 2; rerun with more to add passes to a table)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_profiler_flags(p)
+
+
 def _add_profiler_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("profiler (defaults: config's latency.kwargs.profiler, else "
                              "CPUExecutionProvider, 1 thread, 10 warm-up, 3 rounds x 30 runs)")
@@ -223,33 +237,18 @@ def register(sub: Subparsers) -> None:
                    help="experiment YAML or shipped experiment name (its search_space section)")
     b.add_argument("--out", help="table file (default: the config's latency.table); an "
                    "unfinished one is resumed")
-    b.add_argument("--calibration-samples", type=int,
-                   help="end-to-end samples to fit the calibration (default 120)")
-    b.add_argument("--validation-samples", type=int, help="also time this many fresh "
-                   "architectures between chunks, never fitted on, for `validate` to score "
-                   "(default 0)")
-    b.add_argument("--passes", type=int, help="timings of every layer, in separate passes "
-                   "minutes apart (default 2; rerun with more to add passes to a table)")
+    _add_table_flags(b)
     b.add_argument("--from-bundle", metavar="RESULTS", help="assemble the table from a device "
                    "bundle's results file (`mnas latency bundle`, then the bundle's script on "
                    "the device) instead of timing here")
-    b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    b.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_profiler_flags(b)
     b.set_defaults(func=_run_build)
 
     d = lsub.add_parser("bundle", help="write what a table build times (ONNX, manifest) and a "
                         "standalone timing script (numpy + onnxruntime only) for the device")
-    d.add_argument("config", help="experiment YAML (its search_space section)")
+    d.add_argument("config", type=experiment_path,
+                   help="experiment YAML or shipped experiment name (its search_space section)")
     d.add_argument("--out", required=True, help="bundle directory (an unfinished one resumes)")
-    d.add_argument("--calibration-samples", type=int,
-                   help="end-to-end samples to fit the calibration (default 120)")
-    d.add_argument("--validation-samples", type=int, help="fresh architectures timed for "
-                   "`validate` to score (default 0)")
-    d.add_argument("--passes", type=int, help="timings of every layer (default 2)")
-    d.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    d.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_profiler_flags(d)
+    _add_table_flags(d)
     d.set_defaults(func=_run_bundle)
 
     v = lsub.add_parser("validate", help="compare lut and flops predictions with end-to-end "
