@@ -32,17 +32,9 @@ def register(subparsers: Subparsers) -> None:
     t.set_defaults(func=_train)
 
 
-def checkpoint_path(config: Any) -> Path:
-    """Where the config's supernet lives: `supernet.checkpoint`, else the default path."""
-    from mnas.supernet.training import default_checkpoint
-
-    if config.supernet.checkpoint:
-        return Path(config.supernet.checkpoint)
-    return default_checkpoint(config.output.dir, config.name)
-
-
 def _train(args: argparse.Namespace) -> int:
     from mnas.config.schema import load_config
+    from mnas.supernet.config import checkpoint_path
     from mnas.supernet.training import train_supernet
 
     from search_spaces.space import MnasNetSpace

@@ -5,9 +5,9 @@ loader (`mnas.config.loader`) that walks field type hints, so every section gets
 error messages: `experiments/x.yaml: budget.children: expected an integer > 0, got -3`.
 
 Relative paths (`child_training.data.path`, `.val_path`, `.cache_dir`, `latency.table`,
-`output.dir`) are resolved against the current working directory at load time, like any other
-command-line path, and stored absolute: the `config.yaml` saved in a run directory then means the
-same thing wherever a resume is started from.
+`evaluator.path`, `supernet.checkpoint`, `output.dir`) are resolved against the current working
+directory at load time, like any other command-line path, and stored absolute: the `config.yaml`
+saved in a run directory then means the same thing wherever a resume is started from.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from search_spaces.registry import create_space, space_to_dict
 #: Dotted keys holding file-system paths, resolved against the CWD by `load_config`.
 PATH_KEYS: tuple[str, ...] = ("child_training.data.path", "child_training.data.val_path",
                               "child_training.data.cache_dir", "latency.table", "evaluator.path",
-                              "output.dir")
+                              "supernet.checkpoint", "output.dir")
 
 #: Keys a resume may change without invalidating the run (excluded from `config_fingerprint`):
 #: the budget can be extended, the cluster, the device and the output options are about *where*
@@ -101,7 +101,8 @@ class LatencyConfig:
 @dataclass(frozen=True)
 class EvaluatorConfig:
     """How a child's accuracy is obtained: `name` is train (brief training on Ray workers, the
-    default) | table (a CSV column: `path`, `column`) | ofa_predictor (OFA's accuracy MLP:
+    default) | supernet (inherited weights of the `supernet` section's checkpoint, scored on the
+    same workers) | table (a CSV column: `path`, `column`) | ofa_predictor (OFA's accuracy MLP:
     `path` to acc_predictor.npz) | "pkg.module:Name" (your own class, imported only because the
     config names it). `kwargs` are the built-in evaluator's options
     (`mnas.evaluation.EVALUATOR_OPTIONS`; table: key_column, percent) or a mapping for your

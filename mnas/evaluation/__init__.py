@@ -2,9 +2,11 @@
 
 An evaluator turns an architecture (the space's spec) into an `EvalResult` (accuracy and status).
 `evaluator.name` in a config selects one: `train` (brief training of the child, the default; on
-Ray workers), `table` (accuracy looked up in a CSV column), `ofa_predictor` (OFA's accuracy MLP),
-or `pkg.module:Name` (your own class, imported only because the config names it). Evaluators
-whose `remote` attribute is true (train) run on the executor pool; all others run in the driver
+Ray workers), `supernet` (inherited weights of a trained one-shot supernet, on the same workers),
+`table` (accuracy looked up in a CSV column), `ofa_predictor` (OFA's accuracy MLP), or
+`pkg.module:Name` (your own class, imported only because the config names it). Evaluators whose
+`remote` attribute is true (train, supernet) run on the executor pool, which calls their `trainer`
+(a picklable `(arch, train_config, num_classes=None) -> dict`); all others run in the driver
 process, a batch at a time, so a cheap evaluator's search costs no Ray start-up.
 """
 from __future__ import annotations
@@ -19,12 +21,12 @@ if TYPE_CHECKING:
     from search_spaces.interface import SearchSpace
 
 #: Evaluators built in (besides "pkg.module:Name").
-BUILTIN_EVALUATORS: tuple[str, ...] = ("train", "table", "ofa_predictor")
+BUILTIN_EVALUATORS: tuple[str, ...] = ("train", "supernet", "table", "ofa_predictor")
 
 
 @dataclass(frozen=True)
 class NoOptions:
-    """`evaluator.kwargs` of an evaluator that takes none (train, ofa_predictor)."""
+    """`evaluator.kwargs` of an evaluator that takes none (train, supernet, ofa_predictor)."""
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,8 @@ class TableOptions:
 
 #: The kwargs dataclass of each built-in evaluator (the config loader checks `evaluator.kwargs`
 #: against it; a custom evaluator's kwargs stay a free mapping its own code checks).
-EVALUATOR_OPTIONS: dict[str, type] = {"train": NoOptions, "table": TableOptions,
-                                      "ofa_predictor": NoOptions}
+EVALUATOR_OPTIONS: dict[str, type] = {"train": NoOptions, "supernet": NoOptions,
+                                      "table": TableOptions, "ofa_predictor": NoOptions}
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,12 @@ def is_remote(evaluator: Any) -> bool:
 
 def create_evaluator(name: str, *, space: SearchSpace[Any], path: str | None = None,
                      column: str | None = None, train_config: Any = None, options: Any = None,
-                     **kwargs: Any) -> Evaluator:
+                     supernet: Any = None, **kwargs: Any) -> Evaluator:
     """An evaluator by name (see the module docstring). A built-in one takes its
     `EVALUATOR_OPTIONS` dataclass as `options` (what the config's `evaluator.kwargs` holds) or
-    its fields as keywords (checked by the config loader). Every error on user input is one
-    ValueError starting with the config key (`evaluator.path: ...`)."""
+    its fields as keywords (checked by the config loader). `supernet`: the experiment's
+    `SupernetConfig` with `checkpoint` resolved (`mnas.supernet.config.checkpoint_path`). Every
+    error on user input is one ValueError starting with the config key (`evaluator.path: ...`)."""
     if name in EVALUATOR_OPTIONS and not isinstance(options, EVALUATOR_OPTIONS[name]):
         options = load_section(EVALUATOR_OPTIONS[name], dict(options or {}, **kwargs),
                                "evaluator.kwargs")
@@ -92,6 +95,20 @@ def create_evaluator(name: str, *, space: SearchSpace[Any], path: str | None = N
             raise ValueError("evaluator.name: 'train' trains mnasnet-space children; for this "
                              "space use table, ofa_predictor or your own evaluator")
         return TrainEvaluator(train_config, num_classes=getattr(space, "num_classes", None))
+    if name == "supernet":
+        from search_spaces.space import MnasNetSpace
+
+        from .supernet import SupernetEvaluator
+        if path is not None:
+            raise ValueError("evaluator.path: not used by evaluator 'supernet' (its checkpoint "
+                             "is supernet.checkpoint)")
+        _no_options(name, column=column)
+        if not isinstance(space, MnasNetSpace):
+            raise ValueError("evaluator.name: 'supernet' scores mnasnet-space children (the "
+                             "supernet covers that space only)")
+        if supernet is None:
+            raise ValueError("evaluator.name: 'supernet' needs the experiment's supernet section")
+        return SupernetEvaluator(space, train_config, supernet)
     if name == "table":
         from .table import TableEvaluator
         return TableEvaluator(space, path, column, key_column=options.key_column,

@@ -79,9 +79,14 @@ class ChildWorker:
         self.name = f"{node}/pid{os.getpid()}{gpus}"
 
     def warmup(self) -> str:
-        """Load the data set into this process's cache (errors surface before any child)."""
+        """Load the data set into this process's cache, or let the trainer prepare itself (its
+        `warmup(train_config)`, e.g. the supernet built once), so errors surface before any
+        child."""
         data = getattr(self.train_config, "data", None)
-        if data is not None and self.trainer is resolve_trainer(None):
+        prepare = getattr(self.trainer, "warmup", None)
+        if callable(prepare):
+            prepare(self.train_config)
+        elif data is not None and self.trainer is resolve_trainer(None):
             from mnas.training.data import load_dataset
 
             load_dataset(data)
@@ -144,6 +149,10 @@ class RayExecutor:
         self.gpus_per_child = gpus_per_child
         self._actor_cls = ray.remote(num_cpus=cpus_per_child, num_gpus=gpus_per_child,
                                      max_restarts=0)(ChildWorker)
+        if trainer is not None and not isinstance(trainer, str):
+            # once into the object store: every actor (replacements too) reads this one copy of
+            # whatever the trainer carries (the supernet evaluator's weights)
+            trainer = ray.put(trainer)
         self._args = (trainer, train_config, num_classes, max(1, int(round(cpus_per_child))))
         self._actors: dict[int, Any] = {}
         self._idle: deque[int] = deque(range(self.capacity))

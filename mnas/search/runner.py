@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,15 +73,18 @@ def create_evaluator(config: ExperimentConfig,
     unknown column, a table of another space, user code that does not import) becomes one
     ValueError naming `source` (the config file) and the key."""
     from mnas.evaluation import create_evaluator as factory
+    from mnas.supernet.config import checkpoint_path
 
     ev = config.evaluator
     prefix = f"{source}: " if source is not None else ""
+    supernet = replace(config.supernet, checkpoint=str(checkpoint_path(config)))
     try:
         return factory(ev.name, space=config.space, path=ev.path, column=ev.column,
-                       train_config=config.child_training, options=ev.kwargs)
+                       train_config=config.child_training, options=ev.kwargs,
+                       supernet=supernet)
     except (ValueError, FileNotFoundError) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(prefix + (text if text.startswith("evaluator.") else
+        raise ValueError(prefix + (text if text.startswith(("evaluator.", "supernet.")) else
                                    f"evaluator: {text}")) from None
     except Exception as exc:  # user code named by the config failed: one line naming it
         if ":" not in ev.name:
@@ -160,13 +164,15 @@ def create_search(config: ExperimentConfig, run_dir: Path, *, resume: bool,
 
 def create_executor(config: ExperimentConfig, *, local: bool = False,
                     trainer: Any = None, evaluator: Any = None) -> Executor:
-    """A cheap (not `remote`) evaluator scores children in this process, a batch at a time;
-    training runs in-process (`local`) or on a Ray actor pool sized by `ray.workers` (0 = by
-    the CPUs)."""
+    """A cheap (not `remote`) evaluator scores children in this process, a batch at a time; a
+    remote one's `trainer` (training, or supernet scoring) runs in-process (`local`) or on a Ray
+    actor pool sized by `ray.workers` (0 = by the CPUs)."""
     from mnas.evaluation import is_remote
 
     if evaluator is not None and not is_remote(evaluator):
         return EvaluatorExecutor(evaluator, capacity=max(64, config.budget.batch))
+    if trainer is None:
+        trainer = getattr(evaluator, "trainer", None)
     if local:
         return LocalExecutor(config.child_training, trainer=trainer)
     from mnas.search.ray_pool import RayExecutor

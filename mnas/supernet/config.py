@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from mnas.config.loader import check
 
@@ -41,3 +42,12 @@ class SupernetConfig:
         check(self.val_images is None or self.val_images >= 1, "val_images",
               "an integer >= 1 or null", self.val_images)
         check(self.finetune_steps >= 0, "finetune_steps", "an integer >= 0", self.finetune_steps)
+
+
+def checkpoint_path(config: Any) -> Path:
+    """Where an experiment's supernet lives: `supernet.checkpoint`, else
+    `<output.dir>/supernet/<name>.pt`; `mnas supernet train` writes it, `evaluator: supernet`
+    reads it."""
+    if config.supernet.checkpoint:
+        return Path(config.supernet.checkpoint)
+    return Path(config.output.dir) / "supernet" / f"{config.name}.pt"

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from mnas.supernet.config import SupernetConfig
-from mnas.supernet.training import load_supernet
+from mnas.supernet.training import check_data, load_supernet
 from mnas.training.data import Dataset, load_dataset
 from mnas.training.trainer import ChildResult, Trainer, TrainConfig, torch_threads
 
@@ -75,11 +75,5 @@ def load_scorer(path: Path, space: MnasNetSpace, train: TrainConfig,
     """A scorer for the supernet at `path` (refused when trained for another space)."""
     net, meta = load_supernet(path, space)
     data = load_dataset(train.data)
-    if data.num_classes > meta["num_classes"] or data.in_channels != meta["in_channels"]:
-        raise ValueError(f"{path}: supernet was trained for {meta['num_classes']} classes and "
-                         f"{meta['in_channels']} channels, the data has {data.num_classes} and "
-                         f"{data.in_channels}")
+    check_data(path, meta, data)
     return SupernetScorer(net, data, train, sn)
-
-
-

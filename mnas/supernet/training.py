@@ -61,10 +61,6 @@ class SupernetTrainer(Trainer):
         self.paths.set_state(state["paths"])
 
 
-def default_checkpoint(output_dir: str, name: str) -> Path:
-    return Path(output_dir) / "supernet" / f"{name}.pt"
-
-
 def _meta(space: MnasNetSpace, sn: SupernetConfig, train: TrainConfig, data: Dataset,
           history: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(space=space.to_dict(), fingerprint=space.fingerprint,
@@ -94,16 +90,29 @@ def check_space(path: Path, meta: dict[str, Any], space: MnasNetSpace) -> None:
                          f"{meta['fingerprint']}, the config's is {space.fingerprint})")
 
 
+def check_data(path: Path, meta: dict[str, Any], data: Dataset) -> None:
+    """Refuse data the supernet's classifier or stem cannot take (more classes, other channels)."""
+    if data.num_classes > meta["num_classes"] or data.in_channels != meta["in_channels"]:
+        raise ValueError(f"{path}: supernet was trained for {meta['num_classes']} classes and "
+                         f"{meta['in_channels']} channels, the data has {data.num_classes} and "
+                         f"{data.in_channels}")
+
+
+def supernet_from_weights(meta: dict[str, Any], weights: dict[str, torch.Tensor]) -> SuperNet:
+    """The supernet a checkpoint's `meta` describes, holding `weights` (its model state)."""
+    space = MnasNetSpace.from_dict(meta["space"])
+    net = SuperNet(space, meta["num_classes"], meta["in_channels"], meta["kernel_transform"])
+    net.load_state_dict(weights)
+    net.eval()
+    return net
+
+
 def load_supernet(path: Path, space: MnasNetSpace | None = None) -> tuple[SuperNet, dict[str, Any]]:
     """The trained supernet in a checkpoint (checked against `space` when given) and its meta."""
     state, meta = read_checkpoint(path)
     if space is not None:
         check_space(path, meta, space)
-    space = MnasNetSpace.from_dict(meta["space"])
-    net = SuperNet(space, meta["num_classes"], meta["in_channels"], meta["kernel_transform"])
-    net.load_state_dict(state["trainer"]["model"])
-    net.eval()
-    return net, meta
+    return supernet_from_weights(meta, state["trainer"]["model"]), meta
 
 
 def _resume(trainer: SupernetTrainer, path: Path, meta_now: dict[str, Any]) -> list[dict[str, Any]]:

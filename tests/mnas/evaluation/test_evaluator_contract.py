@@ -51,32 +51,45 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return name
 
 
-@pytest.fixture(params=["train", "table", "custom"])
-def evaluator(request, table, user_module):
+@pytest.fixture(params=["train", "supernet", "table", "custom"])
+def evaluated(request, table, user_module):
+    """(evaluator, the space it scores)."""
     if request.param == "train":
         from mnas.evaluation.train import TrainEvaluator
-        return TrainEvaluator(None, trainer=fake_trainer)
+        return TrainEvaluator(None, trainer=fake_trainer), SPACE
+    if request.param == "supernet":
+        from mnas.config.schema import load_config
+        from mnas.search.runner import create_evaluator as from_config
+        config = load_config(request.getfixturevalue("trained")[0])
+        return from_config(config), config.space
     if request.param == "table":
-        return create_evaluator("table", space=SPACE, path=str(table), column="cifar10_test")
-    return create_evaluator(f"{user_module}:Edges", space=SPACE, scale=0.2)
+        return create_evaluator("table", space=SPACE, path=str(table),
+                                column="cifar10_test"), SPACE
+    return create_evaluator(f"{user_module}:Edges", space=SPACE, scale=0.2), SPACE
 
 
-def test_every_evaluator_returns_a_result_with_accuracy_and_status(evaluator):
+def test_every_evaluator_returns_a_result_with_accuracy_and_status(evaluated):
+    evaluator, space = evaluated
     assert isinstance(evaluator, Evaluator)
     rng = np.random.default_rng(0)
     for _ in range(20):
-        arch = SPACE.sample(rng)
+        arch = space.sample(rng)
         result = evaluator.evaluate(arch)
         assert isinstance(result, EvalResult)
         assert result.status == "ok" and result.error is None
         assert 0.0 <= result.accuracy <= 1.0
-        assert evaluator.evaluate(arch) == result  # deterministic
+        again = evaluator.evaluate(arch)  # deterministic (but for the time it took)
+        assert (again.accuracy, again.status) == (result.accuracy, result.status)
         data = result.to_dict()
         assert data["accuracy"] == result.accuracy and data["status"] == "ok"
 
 
-def test_only_training_goes_to_the_executor_pool(evaluator):
-    assert is_remote(evaluator) == (type(evaluator).__name__ == "TrainEvaluator")
+def test_only_training_and_the_supernet_go_to_the_executor_pool(evaluated):
+    evaluator, _ = evaluated
+    assert is_remote(evaluator) == (type(evaluator).__name__ in ("TrainEvaluator",
+                                                                 "SupernetEvaluator"))
+    if is_remote(evaluator):  # the pool calls its trainer: (arch, train_config, num_classes)
+        assert callable(evaluator.trainer)
 
 
 def test_table_evaluator_matches_known_rows(table):
