@@ -47,7 +47,7 @@ class SupernetChild:
         return self._scorer
 
     def warmup(self, train_config: Any) -> None:
-        self.scorer(train_config)
+        self.scorer(train_config).warmup()
 
     def __call__(self, arch: Any, train_config: Any, num_classes: int | None = None) -> dict:
         return self.scorer(train_config).score(arch).to_dict()

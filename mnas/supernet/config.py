@@ -20,8 +20,8 @@ class SupernetConfig:
     beside MBConv) barely learns (quickstart space, digits, 3 epochs: training loss 2.34, chance
     level, against 1.67 with the sandwich rule).
     Scoring a child: BatchNorm statistics re-estimated over `recalibration_batches` training
-    batches, then top-1 on the first `val_images` images of the validation split (null = all);
-    `finetune_steps` > 0 first trains a copy of the child that many steps.
+    batches, then top-1 on `val_images` images of the validation split (a seeded random
+    subset; null = all); `finetune_steps` > 0 first trains a copy of the child that many steps.
     """
 
     checkpoint: str | None = None

@@ -28,8 +28,12 @@ class SupernetScorer:
 
     def __init__(self, supernet: SuperNet, data: Dataset, train: TrainConfig,
                  sn: SupernetConfig) -> None:
-        if sn.val_images is not None:
-            data = replace(data, val_x=data.val_x[:sn.val_images], val_y=data.val_y[:sn.val_images])
+        if sn.val_images is not None and sn.val_images < len(data.val_y):
+            # a seeded random subset, not the first N: the split is sorted by class, so its
+            # first images are one or a few classes only
+            keep = torch.randperm(len(data.val_y), generator=torch.Generator().manual_seed(0))
+            keep = keep[:sn.val_images].sort().values
+            data = replace(data, val_x=data.val_x[keep], val_y=data.val_y[keep])
         self.supernet, self.data, self.sn = supernet, data, sn
         self.train_config = replace(train, bn_recalibration=sn.recalibration_batches)
         self._view: ChildView | None = None
@@ -43,6 +47,12 @@ class SupernetScorer:
             assert self._view is not None
             self._view.arch = self.supernet.check(arch)
         return self._trainer
+
+    def warmup(self) -> None:
+        """Build what the first child would otherwise pay for (the trainer over the supernet,
+        whose optimiser imports torch._dynamo: seconds), on the largest child."""
+        space = self.supernet.space
+        self._view_trainer(space.decode(self.supernet.extreme_actions(True)))
 
     def accuracy(self, arch: ArchSpec) -> float:
         """Top-1 (0..1) of `arch` with inherited weights on the (first `val_images`) validation

@@ -153,3 +153,17 @@ def test_training_resumes_after_sigkill(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     history = json.loads(torch.load(ckpt, weights_only=True)["meta"])["history"]
     assert [h["epoch"] for h in history] == [float(i) for i in range(1, len(done) + 3)]
+
+
+def test_val_images_are_a_seeded_sample_of_every_class(tmp_path: Path) -> None:
+    """A validation split sorted by class (CIFAR-10's is): its first images are one class."""
+    path = tmp_path / "sn.pt"
+    train_supernet(SPACE, TRAIN, SN, path, progress=False)
+    data = load_dataset(TRAIN.data)
+    order = torch.argsort(data.val_y, stable=True)
+    data = replace(data, val_x=data.val_x[order], val_y=data.val_y[order])
+    net, _ = load_supernet(path, SPACE)
+    picked = SupernetScorer(net, data, TRAIN, replace(SN, val_images=20)).data.val_y
+    assert len(picked) == 20 and len(set(picked.tolist())) >= 6
+    again = SupernetScorer(net, data, TRAIN, replace(SN, val_images=20)).data.val_y
+    assert torch.equal(again, picked)
