@@ -178,17 +178,19 @@ def test_relative_paths_resolve_against_cwd(tmp_path, monkeypatch):
     write(tmp_path / "sub", """
 latency: {table: tables/lut.json}
 child_training: {data: {name: npz, path: ../data/d.npz, cache_dir: ~/cache}}
+supernet: {checkpoint: sn/c.pt}
 output: {dir: out}
 """)
     monkeypatch.chdir(tmp_path)
     config = load_config("sub/x.yaml")
     assert config.latency.table == str(tmp_path / "tables" / "lut.json")
+    assert config.supernet.checkpoint == str(tmp_path / "sn" / "c.pt")
     assert config.child_training.data.path == str(tmp_path.parent / "data" / "d.npz")
     assert config.child_training.data.cache_dir == os.path.expanduser("~/cache")
     assert config.output.dir == str(tmp_path / "out")
     assert set(PATH_KEYS) == {"child_training.data.path", "child_training.data.val_path",
                               "child_training.data.cache_dir", "latency.table", "evaluator.path",
-                              "output.dir"}
+                              "supernet.checkpoint", "output.dir"}
 
 
 def _configs() -> list[ExperimentConfig]:
