@@ -1,8 +1,8 @@
 """The `train` evaluator (the default): the child is trained briefly on the proxy task.
 
 It is `remote`: the search hands its children to the executor pool (Ray actors, or in-process
-with `--local`), which calls its `trainer` itself; `evaluate` is the same path for one child in
-this process (what `LocalExecutor` does)."""
+with `--local`), which calls the trainer itself; `evaluate` is the same path for one child in this
+process (what `LocalExecutor` does)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
