@@ -88,7 +88,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{source}: {exc}") from None
     run_dir = args.run_dir if args.run_dir is not None else default_run_dir(config)
     check_run_dir(config, run_dir, resume=args.resume, force=args.force)
-    # every input is checked before the run dir is written: a typo leaves nothing behind
+    # every input is checked before the run dir is written: a typo leaves nothing behind; the
+    # evaluator first (a missing supernet checkpoint is found in seconds, a lookup table to
+    # build can take minutes)
+    evaluator = create_evaluator(config, source)
     predictor = create_predictor(config, source)
     anchor = getattr(predictor, "anchor", None)
     if anchor:
@@ -100,7 +103,6 @@ def run(args: argparse.Namespace) -> int:
         built = create_controller_and_reward(config, predictor)
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None
-    evaluator = create_evaluator(config, source)
     lock = prepare_run_dir(config, run_dir, resume=args.resume, force=args.force)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     search = executor = None

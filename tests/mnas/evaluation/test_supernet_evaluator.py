@@ -117,6 +117,7 @@ def test_ray_workers_build_the_supernet_once_and_score_child_after_child(trained
     ("classes", "supernet was trained for 4 classes and 3 channels, the data has 6 and 3"),
     ("channels", "the data has 10 and 1"),
     ("path", "evaluator.path: not used by evaluator 'supernet'"),
+    ("kwargs", "evaluator.kwargs.recalibration_batches"),
 ])
 def test_bad_checkpoints_exit_2_in_one_line_before_the_run(trained, tmp_path, capsys, case,
                                                            fragment):
@@ -124,13 +125,27 @@ def test_bad_checkpoints_exit_2_in_one_line_before_the_run(trained, tmp_path, ca
     space = dict(SN_SPACE, head_filters=24) if case == "space" else None
     data = {"classes": dict(SN_DATA, num_classes=6),
             "channels": {"name": "digits", "input_size": 8}}.get(case)
-    extra = {"evaluator": {"name": "supernet", "path": str(trained[1])}} if case == "path" else {}
+    extra = {"path": {"evaluator": {"name": "supernet", "path": str(trained[1])}},
+             "kwargs": {"evaluator": {"name": "supernet",
+                                      "kwargs": {"recalibration_batches": 2}}}}.get(case, {})
     config = write_config(tmp_path / "bad.yaml", checkpoint, tmp_path / "runs", space=space,
                           data=data, **extra)
     run = tmp_path / "run"
     assert main(["search", str(config), "--run-dir", str(run), "--local", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(config) in err and fragment in err, err
-    if case != "path":
+    if case not in ("path", "kwargs"):
         assert f"supernet.checkpoint: {checkpoint}" in err, err
     assert not run.exists()
+
+
+def test_a_missing_checkpoint_is_reported_before_a_latency_table_is_built(trained, tmp_path,
+                                                                           capsys):
+    latency = {"predictor": "lut", "table": str(tmp_path / "lut.json"),
+               "kwargs": {"build_if_missing": True}, "target_ms": 0.05}
+    config = write_config(tmp_path / "bad.yaml", tmp_path / "nope.pt", tmp_path / "runs",
+                          latency=latency)
+    assert main(["search", str(config), "--run-dir", str(tmp_path / "run"), "--local",
+                 "--no-progress"]) == 2
+    assert "no supernet checkpoint here" in capsys.readouterr().err
+    assert not (tmp_path / "lut.json").exists()
