@@ -30,8 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mnas.config.schema import load_config  # noqa: E402
-from mnas.fileio import atomic_write_json  # noqa: E402
+from mnas.config.schema import load_config
+from mnas.fileio import atomic_write_json
 
 TARGET_PER_HOUR = 3000
 

@@ -49,8 +49,10 @@ class SupernetChild:
     def warmup(self, train_config: Any) -> None:
         self.scorer(train_config).warmup()
 
-    def __call__(self, arch: Any, train_config: Any, num_classes: int | None = None) -> dict:
-        return self.scorer(train_config).score(arch).to_dict()
+    def __call__(self, arch: Any, train_config: Any,
+                 num_classes: int | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.scorer(train_config).score(arch).to_dict()
+        return result
 
 
 class SupernetEvaluator:
