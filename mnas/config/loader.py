@@ -198,8 +198,9 @@ def dataclass_from_data(cls: type[Section], data: Any, where: str = "") -> Secti
     known = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in known:
-            raise ValueError(f"{_join(where, str(key))}: unknown key (expected one of "
-                             f"{', '.join(known)})")
+            expected = f"expected one of {', '.join(known)}" if known else \
+                f"{where or 'this section'} takes no options here"
+            raise ValueError(f"{_join(where, str(key))}: unknown key ({expected})")
     for name, f in known.items():
         if name not in data and f.default is dataclasses.MISSING \
                 and f.default_factory is dataclasses.MISSING:

@@ -85,3 +85,10 @@ def test_loading_a_config_does_not_import_onnxruntime():
             "print('onnxruntime' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_options_given_to_a_component_without_options_say_so(tmp_path, capsys):
+    path = _write(tmp_path, {"evaluator": {"name": "train", "kwargs": {"lr": 0.1}}})
+    assert main(["search", str(path), "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "evaluator.kwargs.lr: unknown key (evaluator.kwargs takes no options here)" in err, err
