@@ -17,9 +17,10 @@ reward a qualifying architecture's reward is its accuracy). The NAS-Bench-201 op
     .venv/bin/python bench/yardstick.py                 # everything (hours on a busy 2-core VM)
     .venv/bin/python bench/yardstick.py --quick              # 3 seeds, budgets to 500
     .venv/bin/python bench/yardstick.py --latency-column latency_ms_fpga --percentiles 25
+    .venv/bin/python bench/yardstick.py --space ofa --rewards hard   # OFA Note10 at 25 ms
 
 TPE needs Optuna, a bench-only dependency: .venv/bin/pip install -c constraints.txt optuna.
-Writes bench/results/yardstick.json (and .png) and prints tables.
+Writes bench/results/yardstick.json (OFA: yardstick_ofa.json) and a .png, and prints tables.
 """
 from __future__ import annotations
 
@@ -35,20 +36,33 @@ from pathlib import Path
 from typing import Any
 
 
+# one BLAS / OpenMP thread per process (seeds run in parallel with --jobs instead): OFA's
+# predictor multiplies small matrices, which multi-threaded OpenBLAS made 17x slower on the
+# loaded 2-core machine (set before numpy and torch load)
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout, even if the installed package is stale
 sys.path.insert(0, str(ROOT / "bench"))
 
 from yardstick_report import (markdown_table, picks, plot, print_table, summarize,
-                              targets_nb201)
+                              targets_nb201, targets_ofa)
 from yardstick_runs import CONTROLLERS, PEERS, TPE_INSTALL, run
-from yardstick_tasks import NB201_CSV, Nb201Table, Task
+from yardstick_tasks import NB201_CSV, OFA_DIR, Nb201Table, OfaTask, Task
 
 NB201_BUDGETS = [50, 100, 200, 500, 1000, 2000]
+OFA_BUDGETS = [50, 100, 200, 500, 1000, 2000, 5000, 10000]
+RESULTS = ROOT / "bench" / "results"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--space", choices=["nasbench201", "ofa"], default="nasbench201",
+                   help="the NAS-Bench-201 table, or OFA MobileNetV3 on a Note10")
+    p.add_argument("--ofa-dir", type=Path, default=OFA_DIR,
+                   help="folder with acc_predictor.npz and the {160..224}_lookup_table.yaml")
+    p.add_argument("--target-ms", type=float, default=25.0, help="OFA's latency target")
     p.add_argument("--table", type=Path, default=NB201_CSV,
                    help="NAS-Bench-201-format CSV (arch, accuracy and latency columns)")
     p.add_argument("--accuracy-column", default="cifar10_test")
@@ -62,7 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    choices=list(CONTROLLERS) + list(PEERS))
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--first-seed", type=int, default=0)
-    p.add_argument("--budgets", type=int, nargs="+", default=NB201_BUDGETS)
+    p.add_argument("--budgets", type=int, nargs="+", default=None,
+                   help="default 50 ... 2,000 (OFA: 50 ... 10,000)")
     p.add_argument("--tpe-budget", type=int, default=500,
                    help="TPE's largest budget (its cost grows with the square of the samples: "
                         "2,000 take about 90 s per run here)")
@@ -76,8 +91,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="keep the other controllers' runs already in --out (same task, budgets)")
     p.add_argument("--merge", nargs="+", type=Path, default=[],
                    help="also keep the runs in these result files (same task, budgets)")
-    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "yardstick.json")
+    p.add_argument("--out", type=Path, default=None,
+                   help="default bench/results/yardstick.json (OFA: yardstick_ofa.json)")
     args = p.parse_args(argv)
+    ofa = args.space == "ofa"
+    args.budgets = args.budgets or (OFA_BUDGETS if ofa else NB201_BUDGETS)
+    args.out = args.out or RESULTS / ("yardstick_ofa.json" if ofa else "yardstick.json")
     if args.quick:
         args.seeds = 3
         args.budgets = [b for b in args.budgets if b <= 500]
@@ -106,8 +125,10 @@ def run_task(task: Task, args: argparse.Namespace, budgets: list[int], tpe_budge
     or re-run one controller at a time."""
     runs: dict[str, Any] = {}
     seconds: dict[str, float] = {}
+    seed_ids: dict[str, list[int]] = {}
     if previous and previous.get("budgets") == budgets:
         runs, seconds = dict(previous["runs"]), dict(previous["seconds"])
+        seed_ids = dict(previous.get("seed_ids", {}))
     for name in args.controllers:
         budget = min(max(budgets), tpe_budget) if name == "tpe" else max(budgets)
         start = time.perf_counter()
@@ -121,21 +142,46 @@ def run_task(task: Task, args: argparse.Namespace, budgets: list[int], tpe_budge
         else:
             runs[name] = [_one(job) for job in jobs]
         seconds[name] = time.perf_counter() - start
+        seed_ids[name] = [job[1] for job in jobs]
         print(f"  {task.name} {name}: {seconds[name]:.0f} s", file=sys.stderr, flush=True)
     reference = task.optimum
-    if reference is None:  # no exact optimum: the best true reward any run found
-        reference = max(p[0] for r in runs.values() for seed in r for p in seed)
+    if reference is None:  # no exact optimum: the best true reward any run (or OFA) found
+        reference = max([p[0] for r in runs.values() for seed in r for p in seed]
+                        + [task.info.get("known_reward", float("-inf"))])
     return {"target_ms": task.target_ms, "reward": task.reward, "optimum": task.optimum,
             "reference_reward": reference, "info": task.info, "budgets": budgets,
-            "seconds": seconds, "summary": summarize(runs, budgets, reference), "runs": runs}
+            "seconds": seconds, "seed_ids": seed_ids,
+            "summary": summarize(runs, budgets, reference), "runs": runs}
 
 
-def nb201_tasks(args: argparse.Namespace) -> list[Task]:
+def make_tasks(args: argparse.Namespace) -> list[Task]:
+    if args.space == "ofa":
+        ofa = OfaTask(args.ofa_dir)
+        return [ofa.task(args.target_ms, r) for r in args.rewards]
     out = []
     for column in args.latency_column:
         table = Nb201Table(args.table, args.accuracy_column, column)
         out += [table.task(p, r) for r in args.rewards for p in args.percentiles]
     return out
+
+
+def merge_runs(kept: dict[str, Any], entry: dict[str, Any]) -> None:
+    """Add `entry`'s runs to `kept` (one task, same budgets): a controller's runs of other seeds
+    are appended (a bench run in chunks of seeds), runs of the same seeds replace the old ones."""
+    kept.setdefault("seed_ids", {})
+    for name, runs in entry["runs"].items():
+        old, new = kept["seed_ids"].get(name), entry.get("seed_ids", {}).get(name)
+        if name in kept["runs"] and old and new and not set(old) & set(new):
+            kept["runs"][name] = kept["runs"][name] + runs
+            kept["seed_ids"][name] = old + new
+            kept["seconds"][name] = kept["seconds"].get(name, 0.0) + entry["seconds"][name]
+        else:
+            kept["runs"][name] = runs
+            kept["seconds"][name] = entry["seconds"][name]
+            if new:
+                kept["seed_ids"][name] = new
+            else:
+                kept["seed_ids"].pop(name, None)
 
 
 def save(path: Path, data: dict[str, Any]) -> None:
@@ -148,7 +194,7 @@ def save(path: Path, data: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        tasks = nb201_tasks(args)
+        tasks = make_tasks(args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"yardstick: {exc}", file=sys.stderr)
         return 2
@@ -167,15 +213,17 @@ def main(argv: list[str] | None = None) -> int:
         for name, entry in old.get("tasks", {}).items():
             kept = result["tasks"].setdefault(name, entry)
             if kept is not entry and kept.get("budgets") == entry.get("budgets"):
-                kept["runs"].update(entry["runs"])
-                kept["seconds"].update(entry["seconds"])
+                merge_runs(kept, entry)
         result["command"] = old.get("command", "") + " ; " + result["command"]
     start = time.perf_counter()
     for task in tasks:
         budgets = args.budgets
         entry = run_task(task, args, budgets, args.tpe_budget, args.seeds,
                          result["tasks"].get(task.name))
-        if "random" in entry["summary"]:
+        if args.space == "ofa":
+            entry["targets"] = {c: targets_ofa(entry["summary"], c) for c in entry["summary"]
+                                if c != "tpe"}
+        elif "random" in entry["summary"]:
             entry["targets"] = {c: targets_nb201(entry["summary"], c)
                                 for c in ("rnn-reinforce", "rnn-ppo") if c in entry["summary"]}
         result["tasks"][task.name] = entry
@@ -184,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         print_table(task.name, entry["summary"], budgets)
         if args.markdown:
             print("\n" + markdown_table(task.name, entry, budgets))
+            if args.space == "ofa":
+                print("\n" + markdown_table(task.name, entry, budgets, metric="accuracy"))
     plot(result, args.out.with_suffix(".png"))
     print(f"\nwrote {args.out} and {args.out.with_suffix('.png')} "
           f"({time.perf_counter() - start:.0f} s)")
