@@ -159,9 +159,10 @@ def plot(results: dict[str, Any], path: Any) -> None:
     import matplotlib.pyplot as plt
 
     tasks = results["tasks"]
-    cols = 4
+    cols = min(4, len(tasks))
     rows = (len(tasks) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.2 * cols, 7.0), 3.4 * rows + 0.6),
+                             squeeze=False)
     names = sorted({c for task in tasks.values() for c in task["summary"]})
     colors = {c: f"C{i}" for i, c in enumerate(names)}  # one colour per controller everywhere
     for ax, (name, task) in zip(axes.flat, tasks.items()):
@@ -182,9 +183,12 @@ def plot(results: dict[str, Any], path: Any) -> None:
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
     handles = [plt.Line2D([], [], color=colors[c], marker="o", ms=3) for c in names]
-    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8)
-    fig.suptitle("Yardstick: median regret (IQR shaded) vs samples, "
-                 f"{results['config']['seeds']} seeds", fontsize=11)
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 4 * cols), fontsize=8)
+    counts = {row["seeds"] for task in tasks.values() for rows_ in task["summary"].values()
+              for row in rows_.values()}
+    seeds = f"{min(counts)}–{max(counts)}" if len(counts) > 1 else f"{counts.pop()}"
+    fig.suptitle(f"Yardstick: median regret (IQR shaded) vs samples, {seeds} seeds",
+                 fontsize=11)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)

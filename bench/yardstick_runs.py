@@ -72,7 +72,7 @@ def run_controller(task: Task, name: str, *, seed: int, budget: int, batch: int,
 
     kind, defaults = CONTROLLERS[name]
     controller = create_controller(kind, task.space, seed=seed,
-                                   predictor=ColumnLatency(task.space, task.evaluate),
+                                   predictor=ColumnLatency(task),
                                    target_ms=task.target_ms, **{**defaults, **(options or {})})
     rng = np.random.default_rng([seed, 7919])
     parts: list[tuple[np.ndarray, ...]] = []
