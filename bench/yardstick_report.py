@@ -183,12 +183,13 @@ def plot(results: dict[str, Any], path: Any) -> None:
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
     handles = [plt.Line2D([], [], color=colors[c], marker="o", ms=3) for c in names]
-    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 4 * cols), fontsize=8)
+    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8)
     counts = {row["seeds"] for task in tasks.values() for rows_ in task["summary"].values()
               for row in rows_.values()}
     seeds = f"{min(counts)}–{max(counts)}" if len(counts) > 1 else f"{counts.pop()}"
-    fig.suptitle(f"Yardstick: median regret (IQR shaded) vs samples, {seeds} seeds",
-                 fontsize=11)
+    noise = results["config"].get("noise") or 0
+    fig.suptitle(f"Yardstick: median regret (IQR shaded) vs samples, {seeds} seeds"
+                 + (f", accuracy noise σ = {noise:g}" if noise else ""), fontsize=11)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
