@@ -159,7 +159,8 @@ class OfaTask:
             entries = self.latency_model.tables[resolution]
             for k, kernel in enumerate(kernels):
                 for e, expand in enumerate(expands):
-                    arch = OfaArch(resolution, (self.slots,) * self.stages, (kernel,) * n, (expand,) * n)
+                    arch = OfaArch(resolution, (self.slots,) * self.stages, (kernel,) * n,
+                                   (expand,) * n)
                     _, keys = self.latency_model.keys(arch)
                     layer_keys = keys[2:2 + n]  # after the stem and the fixed first layer
                     self.slot_ms[r, :, :, k, e] = np.reshape([entries[key] for key in layer_keys],
@@ -195,7 +196,8 @@ class OfaTask:
         s = np.arange(self.stages)[None, :, None]
         j = np.arange(self.slots)[None, None, :]
         per_slot = self.slot_ms[res[:, None, None], s, j, kernel, expand]
-        return self.fixed[res] + (per_slot * active).sum(axis=(1, 2))
+        latency: np.ndarray = self.fixed[res] + (per_slot * active).sum(axis=(1, 2))
+        return latency
 
     def check(self, count: int, seed: int = 12345) -> float:
         """Largest difference (accuracy points or ms) between `evaluate` and the library's
@@ -231,5 +233,7 @@ class OfaTask:
 
     def score_arch(self, arch: Any) -> tuple[float, float]:
         """(accuracy %, latency ms) of one `OfaArch` through the library (for reference points)."""
-        return (100.0 * float(self.accuracy_model.evaluate(arch).accuracy),
-                float(self.latency_model.predict(arch)))
+        accuracy = self.accuracy_model.evaluate(arch).accuracy
+        if accuracy is None:
+            raise ValueError(f"OFA task: the predictor gave no accuracy for {arch}")
+        return 100.0 * float(accuracy), float(self.latency_model.predict(arch))
