@@ -240,3 +240,19 @@ def test_a_cold_first_canary_timing_retries_nothing(tmp_path: Path, tiny_space: 
     # three timings before the first chunk, then exactly one per chunk: no chunk was re-timed
     assert len(table.canary) == 3 + chunks
     assert all(abs(c["ratio"] - 1.0) < 1e-9 for c in table.canary[3:])
+
+
+def test_every_layer_and_network_is_exported_once_for_all_passes(
+        tmp_path: Path, tiny_space: MnasNetSpace, fake_profiler_cls: type,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import latency.build as build
+    exported: list[Any] = []
+    for name in ("entry_onnx", "arch_onnx"):
+        real = getattr(build, name)
+        monkeypatch.setattr(build, name, lambda *a, real=real, name=name: (
+            exported.append((name, str(a[-1]))), real(*a))[1])
+    table = build_table(tiny_space, fake_profiler_cls(), tmp_path / "t.json",
+                        BuildOptions(calibration_samples=6, chunk=5, canary=False, passes=3),
+                        progress=False)
+    assert all(len(e["passes_ms"]) == 3 for e in table.entries.values())
+    assert len(exported) == len(table.entries) + 6
