@@ -73,15 +73,17 @@ class LutOptions:
     the table's selected fit, "none": the raw sum, or a kind the table holds); a `profiler` also
     times missing entries on demand; `build_if_missing` builds the table at `latency.table` with
     `build` (and `profiler`) first when the file is missing or incomplete; `reanchor` scales
-    predictions by the table's canary re-timed now against its build ("auto": when this machine
-    built the table, true: always, false: never)."""
+    predictions by the table's canary re-timed now against its build (false, the default: never;
+    "auto": when this machine built the table; true: always). Off by default because on this
+    2-core VM one canary timing varied by up to 2x between consecutive measurements on an idle
+    machine, so the factor was noise more often than a correction (bench/README.md#re-anchoring)."""
 
     calibration: str = "auto"
     profiler: ProfilerConfig | None = None
     build_if_missing: bool = False
     build: BuildOptions = field(default_factory=BuildOptions)
     progress: bool = True
-    reanchor: bool | Literal["auto"] = "auto"
+    reanchor: bool | Literal["auto"] = False
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ def test_lut_reanchors_on_the_machine_that_built_the_table(
     now = fast_profiler.measure(canary_onnx(tiny_space)).ms
     table = _with_canary(base, 2 * now)  # "built" on a machine twice as slow as now
     plain = create_predictor("lut", space=tiny_space, table=base).predict_many(tiny_archs)
-    lut = create_predictor("lut", space=tiny_space, table=table)
+    assert create_predictor("lut", space=tiny_space, table=table).anchor is None  # off by default
+    lut = create_predictor("lut", space=tiny_space, table=table, reanchor="auto")
     anchor = lut.anchor
     assert anchor["canary_ms_build"] == 2 * now and 0.1 < anchor["factor"] < 2.0
     assert anchor["canary_ms_now"] == pytest.approx(anchor["factor"] * 2 * now)
@@ -51,7 +52,8 @@ def test_lut_reanchors_on_the_machine_that_built_the_table(
     # a table timed elsewhere (another CPU, a device bundle) is not re-anchored against here
     for other in (_with_canary(base, now, cpu="another cpu"), _with_canary(base, now,
                                                                         bundle_id="b")):
-        assert create_predictor("lut", space=tiny_space, table=other).anchor is None
+        assert create_predictor("lut", space=tiny_space, table=other,
+                                reanchor="auto").anchor is None
         assert create_predictor("lut", space=tiny_space, table=other,
                                 reanchor=True).anchor is not None
     assert create_predictor("lut", space=tiny_space, table=base, reanchor=True).anchor is None
