@@ -3,11 +3,12 @@
 Robustness on a shared machine: every entry is timed in `passes` separate passes, each in its own
 random order, so one entry's measurements lie minutes apart and a burst of load from elsewhere
 hits only one of them; the entry keeps the best pass (`min` statistic) or the median of passes.
-A fixed canary network is re-timed every `chunk` entries; when it drifts by more than `drift_tol`
-the chunk is re-measured (up to `max_retries` times). End-to-end calibration samples are measured
-*between* chunks, once per pass like the entries, so table entries and the measurements that
-calibrate them see the same machine state and are combined the same way. The partial table is
-written atomically after every chunk: an interrupted build resumes and keeps what is finished.
+A fixed canary network is re-timed every `chunk` entries; when it is slower than its running
+median by more than `drift_tol` the chunk is re-measured (up to `max_retries` times). End-to-end
+calibration samples are measured *between* chunks, once per pass like the entries, so table
+entries and the measurements that calibrate them see the same machine state and are combined the
+same way. The partial table is written atomically after every chunk: an interrupted build resumes
+and keeps what is finished.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import numpy as np
 from mnas.progress import progress_bar
 from search_spaces.space import MnasNetSpace
 
-from .device_profile import CANARY_START, canary_drift
+from .device_profile import CANARY_START, canary_drift, measure_watched
 from .keys import Entry, arch_onnx, canary_onnx, entry_onnx, space_entries
 from .options import BuildOptions
 from .predictors import LutPredictor
@@ -113,12 +114,9 @@ class _Builder:
         return len(_passes(self.entries.get(key)))
 
     def measure_chunk(self, chunk: list[Entry], graphs: list[bytes]) -> None:
-        for attempt in range(self.opt.max_retries + 1):
-            results = [self.profiler.measure(g) for g in graphs]
-            ratio = self.check_canary()
-            if abs(ratio - 1.0) <= self.opt.drift_tol or attempt == self.opt.max_retries:
-                break
-            time.sleep(min(5.0, 1.0 + attempt))  # let a burst of load from elsewhere pass
+        results, ratio = measure_watched(lambda: [self.profiler.measure(g) for g in graphs],
+                                         self.check_canary, self.opt.drift_tol,
+                                         self.opt.max_retries)
         for e, m in zip(chunk, results):
             passes = _passes(self.entries.get(e.key)) + [m.ms]
             ms, spread = self.combine(passes, m.spread)

@@ -256,3 +256,16 @@ def test_every_layer_and_network_is_exported_once_for_all_passes(
                         progress=False)
     assert all(len(e["passes_ms"]) == 3 for e in table.entries.values())
     assert len(exported) == len(table.entries) + 6
+
+
+@pytest.mark.parametrize("ratios, measured", [([0.7], 1), ([1.0], 1), ([1.3, 1.1], 2),
+                                              ([1.3, 1.3, 1.3, 1.3], 3)])
+def test_only_a_slower_canary_re_times_a_chunk(ratios: list[float], measured: int,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from latency.device_profile import measure_watched
+    monkeypatch.setattr("latency.device_profile.time.sleep", lambda s: None)
+    calls: list[int] = []
+    canary = iter(ratios)
+    results, ratio = measure_watched(lambda: calls.append(1) or [len(calls)], lambda: next(canary),
+                                     drift_tol=0.15, max_retries=2)
+    assert len(calls) == measured and results == [measured] and ratio == ratios[measured - 1]
