@@ -35,15 +35,12 @@ class SupernetChild:
         """The scorer for `train_config` (built once; the device a Ray actor was assigned is in
         its config, so the config is part of the key)."""
         if self._scorer is None or train_config != self._config:
-            from mnas.supernet.evaluation import SupernetScorer
-            from mnas.supernet.training import check_data, supernet_from_weights
-            from mnas.training.data import load_dataset
+            from mnas.supernet.evaluation import build_scorer
+            from mnas.supernet.training import supernet_from_weights
 
-            data = load_dataset(train_config.data)
-            check_data(Path(self.source), self.meta, data)
             net = supernet_from_weights(self.meta, self.weights)
-            self._scorer, self._config = SupernetScorer(net, data, train_config, self.sn), \
-                train_config
+            self._scorer = build_scorer(net, self.meta, Path(self.source), train_config, self.sn)
+            self._config = train_config
         return self._scorer
 
     def warmup(self, train_config: Any) -> None:

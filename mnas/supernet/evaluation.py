@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -80,10 +81,17 @@ class SupernetScorer:
                            wall_time_s=time.perf_counter() - start, params=params, macs=0)
 
 
+def build_scorer(net: SuperNet, meta: dict[str, Any], source: Path, train: TrainConfig,
+                 sn: SupernetConfig) -> SupernetScorer:
+    """A scorer over `net` (a checkpoint's supernet, `meta` its description) with the configured
+    data, refused when the supernet cannot take it (`source` names the file)."""
+    data = load_dataset(train.data)
+    check_data(source, meta, data)
+    return SupernetScorer(net, data, train, sn)
+
+
 def load_scorer(path: Path, space: MnasNetSpace, train: TrainConfig,
                 sn: SupernetConfig) -> SupernetScorer:
     """A scorer for the supernet at `path` (refused when trained for another space)."""
     net, meta = load_supernet(path, space)
-    data = load_dataset(train.data)
-    check_data(path, meta, data)
-    return SupernetScorer(net, data, train, sn)
+    return build_scorer(net, meta, path, train, sn)
