@@ -25,7 +25,7 @@ import numpy as np
 from mnas.progress import progress_bar
 from search_spaces.space import MnasNetSpace
 
-from .device_profile import CANARY_START, canary_drift, measure_watched
+from .device_profile import canary_drift, measure_watched, start_canary
 from .keys import Entry, arch_onnx, canary_onnx, entry_onnx, space_entries
 from .options import BuildOptions
 from .predictors import LutPredictor
@@ -224,8 +224,7 @@ def build_table(space: MnasNetSpace, profiler: ProfilerLike, out: str | os.PathL
                      [s for s in samples if b.sample_passes(s[0], s[1]) <= p]))
     bar = progress_bar(sum(sum(map(len, c)) + len(s) for c, s in plan), desc="latency table",
                        unit="entry", enabled=progress, smoothing=0.05)
-    for _ in range(max(1, CANARY_START - len(b.canary))):
-        b.check_canary()
+    start_canary(b.check_canary, len(b.canary))
     for chunks, pending in plan:
         # this pass's end-to-end samples, spread evenly between its chunks
         per_chunk = math.ceil(len(pending) / max(1, len(chunks))) if pending else 0

@@ -145,6 +145,13 @@ def choose_cpu(threads: int, pin: bool) -> int | None:
 CANARY_START = 3
 
 
+def start_canary(check_canary: Callable[[], float], timed: int) -> None:
+    """Before the first chunk: time the canary until it has `CANARY_START` timings (at least
+    once, so a resumed build also re-reads today's machine)."""
+    for _ in range(max(1, CANARY_START - timed)):
+        check_canary()
+
+
 def canary_drift(earlier_ms: list[float], ms: float) -> float:
     """Today's canary timing over the median of all earlier ones (1.0 for the first). A running
     median, not the first timing: on a sub-millisecond canary the first timing alone was off by
@@ -338,8 +345,7 @@ class _Run:
             plan.append(([todo[c:c + chunk] for c in range(0, len(todo), chunk)],
                          [s for s in samples if self.passes_done(s) <= p]))
         self.total = sum(sum(map(len, c)) + len(s) for c, s in plan)
-        for _ in range(max(1, CANARY_START - len(self.canary))):
-            self.check_canary()
+        start_canary(self.check_canary, len(self.canary))
         for p, (chunks, pending) in enumerate(plan):
             per_chunk = math.ceil(len(pending) / max(1, len(chunks))) if pending else 0
             for ids in chunks:
