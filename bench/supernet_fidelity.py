@@ -1,9 +1,11 @@
 """Rank fidelity of supernet scoring: Kendall tau between each child's accuracy with inherited
 supernet weights and its accuracy trained stand-alone, for random children of a config's space.
 
-The stand-alone recipe is the config's `child_training`, run with two seeds: the tau between the
-two seeds is the ceiling any proxy can reach. Supernet variants (kernel transform, sandwich rule,
-epochs) are each trained once and score the same children with several BN-recalibration sizes.
+The stand-alone recipe is the config's `child_training` (with `--standalone-set` overrides), run
+with two seeds: the tau between the two seeds is the ceiling any proxy can reach. Supernet variants
+(kernel transform, sandwich rule, epochs) are each trained once (`--variants`), or taken from
+checkpoints already trained (`--checkpoints LABEL=PATH`, e.g. the snapshots of one run after each
+epoch), and score the same children with several BN-recalibration sizes and fine-tuning steps.
 Every finished training is saved into the result JSON at once, so a rerun with the same flags
 continues where an interrupted one stopped.
 
@@ -17,6 +19,7 @@ import argparse
 import json
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -43,28 +46,62 @@ def _save(out: Path, state: dict[str, Any]) -> None:
     atomic_write_json(out, state, indent=1)
 
 
+def _train_one(job: tuple[ArchSpec, Any, int, int]) -> tuple[int, float, float]:
+    arch, child_training, classes, i = job
+    t = time.perf_counter()
+    result = train_child(arch, child_training, num_classes=classes)
+    return i, result.accuracy, time.perf_counter() - t
+
+
 def _standalone(state: dict[str, Any], out: Path, config: ExperimentConfig, archs: list[ArchSpec],
-                seeds: list[int]) -> None:
+                seeds: list[int], jobs: int) -> None:
+    """Every child trained with the stand-alone recipe per seed; `jobs` trainings side by side
+    (one thread each), each saved as it finishes (`standalone[seed][index]`)."""
     runs = state.setdefault("standalone", {})
-    for seed in seeds:
-        accs = runs.setdefault(str(seed), [])
-        for i in range(len(accs), len(archs)):
+    todo = [(archs[i], replace(config.child_training, seed=seed), config.space.num_classes, i, seed)
+            for seed in seeds for i in range(len(archs))
+            if str(i) not in runs.setdefault(str(seed), {})]
+    with ProcessPoolExecutor(jobs) as pool:
+        futures = {pool.submit(_train_one, job[:4]): job[4] for job in todo}
+        for n, future in enumerate(as_completed(futures)):
+            i, acc, seconds = future.result()
+            runs[str(futures[future])][str(i)] = acc
+            print(f"stand-alone {n + 1}/{len(todo)}: seed {futures[future]} child {i}: "
+                  f"{acc:.4f} ({seconds:.0f} s)", flush=True)
+            _save(out, state)
+
+
+def _accs(state: dict[str, Any], seed: str, n: int) -> list[float]:
+    return [state["standalone"][seed][str(i)] for i in range(n)]
+
+
+def _score_grid(entry: dict[str, Any], out: Path, state: dict[str, Any], ckpt: Path,
+                config: ExperimentConfig, sn: SupernetConfig, archs: list[ArchSpec],
+                recal: list[int], finetune: list[int]) -> None:
+    """Scores of every child per (BN recalibration batches, fine-tuning steps), kept in
+    `entry["scores"]` under `recal{n}` / `recal{n}_ft{k}`, seconds per child beside them."""
+    scores, seconds = entry.setdefault("scores", {}), entry.setdefault("s_per_child", {})
+    for k in finetune:
+        for n in recal:
+            key = f"recal{n}" + (f"_ft{k}" if k else "")
+            if key in scores:
+                continue
+            scorer = load_scorer(ckpt, config.space, config.child_training,
+                                 replace(sn, recalibration_batches=n, finetune_steps=k))
             t = time.perf_counter()
-            result = train_child(archs[i], replace(config.child_training, seed=seed),
-                                 num_classes=config.space.num_classes)
-            accs.append(result.accuracy)
-            print(f"stand-alone seed {seed} child {i + 1}/{len(archs)}: {result.accuracy:.4f} "
-                  f"({time.perf_counter() - t:.1f} s)", flush=True)
+            scores[key] = [scorer.score(a).accuracy for a in archs]
+            seconds[key] = round((time.perf_counter() - t) / len(archs), 3)
+            print(f"{ckpt.name} {key}: {seconds[key]} s/child", flush=True)
             _save(out, state)
 
 
 def _variant(state: dict[str, Any], out: Path, config: ExperimentConfig, archs: list[ArchSpec],
-             spec: str, recal: list[int], work: Path) -> None:
+             spec: str, grid: tuple[list[int], list[int]], work: Path) -> None:
     transform, mode, epochs = spec.split(":")
     if transform not in ("crop", "ofa"):
         raise SystemExit(f"--variants: {spec!r}: the kernel transform is crop or ofa")
-    sn = SupernetConfig(epochs=float(epochs), kernel_transform=cast(Transform, transform),
-                        sandwich=mode == "sandwich", val_images=None)
+    sn = replace(config.supernet, epochs=float(epochs), kernel_transform=cast(Transform, transform),
+                 sandwich=mode == "sandwich", checkpoint=None)
     entry = state.setdefault("variants", {}).setdefault(spec, {})
     ckpt = work / f"{spec.replace(':', '_')}.pt"
     if "train_s" not in entry:
@@ -72,32 +109,30 @@ def _variant(state: dict[str, Any], out: Path, config: ExperimentConfig, archs: 
         train_supernet(config.space, config.child_training, sn, ckpt, progress=True)
         entry["train_s"] = round(time.perf_counter() - t, 1)
         _save(out, state)
-    for n in recal:
-        key = f"recal{n}"
-        if key in entry:
-            continue
-        scorer = load_scorer(ckpt, config.space, config.child_training,
-                             replace(sn, recalibration_batches=n))
-        t = time.perf_counter()
-        entry[key] = [scorer.score(a).accuracy for a in archs]
-        entry[f"{key}_s_per_child"] = round((time.perf_counter() - t) / len(archs), 3)
-        print(f"{spec} recal {n}: {entry[f'{key}_s_per_child']} s/child", flush=True)
-        _save(out, state)
+    _score_grid(entry, out, state, ckpt, config, sn, archs, *grid)
+
+
+def _checkpoint(state: dict[str, Any], out: Path, config: ExperimentConfig,
+                archs: list[ArchSpec], label_path: str, grid: tuple[list[int], list[int]]) -> None:
+    label, sep, path = label_path.partition("=")
+    if not sep:
+        raise SystemExit(f"--checkpoints: {label_path!r}: expected LABEL=PATH")
+    entry = state.setdefault("variants", {}).setdefault(label, {"checkpoint": path})
+    _score_grid(entry, out, state, Path(path), config, config.supernet, archs, *grid)
 
 
 def _summary(state: dict[str, Any]) -> list[dict[str, Any]]:
+    n = len(state["archs"])
     seeds = sorted(state["standalone"])
-    runs = [np.array(state["standalone"][s]) for s in seeds]
+    runs = [np.array(_accs(state, s, n)) for s in seeds]
     truth = np.mean(runs, axis=0)
-    rows = [dict(variant="stand-alone seed vs seed (ceiling)", recal=None,
+    rows = [dict(variant="stand-alone seed vs seed (ceiling)", score=None,
                  tau=float(kendalltau(runs[0], runs[1])[0]) if len(runs) > 1 else None)]
     for spec, entry in state.get("variants", {}).items():
-        for key, value in entry.items():
-            if key.startswith("recal") and not key.endswith("s_per_child"):
-                rows.append(dict(variant=spec, recal=int(key[5:]),
-                                 tau=float(kendalltau(value, truth)[0]),
-                                 s_per_child=entry.get(f"{key}_s_per_child"),
-                                 train_s=entry.get("train_s")))
+        for key, value in entry.get("scores", {}).items():
+            rows.append(dict(variant=spec, score=key, tau=float(kendalltau(value, truth)[0]),
+                             s_per_child=entry["s_per_child"].get(key),
+                             train_s=entry.get("train_s")))
     return rows
 
 
@@ -106,14 +141,15 @@ def _plot(state: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    truth = np.mean([state["standalone"][s] for s in state["standalone"]], axis=0)
+    n = len(state["archs"])
+    truth = np.mean([_accs(state, s, n) for s in state["standalone"]], axis=0)
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for spec, entry in state.get("variants", {}).items():
-        keys = [k for k in entry if k.startswith("recal") and not k.endswith("s_per_child")]
-        if keys:
-            best = max(keys, key=lambda k: kendalltau(entry[k], truth)[0])
-            tau = kendalltau(entry[best], truth)[0]
-            ax.scatter(truth, entry[best], s=14, label=f"{spec} {best} (tau {tau:.2f})")
+        scores = entry.get("scores", {})
+        if scores:
+            best = max(scores, key=lambda k: kendalltau(scores[k], truth)[0])
+            tau = kendalltau(scores[best], truth)[0]
+            ax.scatter(truth, scores[best], s=14, label=f"{spec} {best} (tau {tau:.2f})")
     ax.set_xlabel("stand-alone accuracy (mean of seeds)")
     ax.set_ylabel("supernet accuracy (inherited weights)")
     ax.legend(fontsize=7)
@@ -124,30 +160,48 @@ def _plot(state: dict[str, Any], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="experiments/quickstart.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for everything (repeatable)")
+    p.add_argument("--standalone-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for the stand-alone recipe only (repeatable)")
     p.add_argument("--archs", type=int, default=30)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--variants", nargs="+", default=["crop:sandwich:20"],
-                   help="kernel transform:sandwich|single:epochs")
+    p.add_argument("--jobs", type=int, default=1, help="stand-alone trainings side by side")
+    p.add_argument("--variants", nargs="*", default=["crop:sandwich:20"],
+                   help="supernets to train: kernel transform:sandwich|single:epochs")
+    p.add_argument("--checkpoints", nargs="*", default=[], metavar="LABEL=PATH",
+                   help="supernets already trained (the config's space) to score with")
     p.add_argument("--recal", type=int, nargs="+", default=[8])
+    p.add_argument("--finetune", type=int, nargs="+", default=[0])
     p.add_argument("--out", type=Path, default=Path("bench/results/supernet_fidelity.json"))
     p.add_argument("--work", type=Path, default=Path("runs/bench/supernet"))
     args = p.parse_args(argv)
-    config = load_config(args.config)
+    config = load_config(args.config, args.set)
+    standalone = load_config(args.config, args.set + args.standalone_set)
     rng = np.random.default_rng(12345)
     archs = [config.space.sample(rng) for _ in range(args.archs)]
     state = json.loads(args.out.read_text()) if args.out.exists() else {}
-    state.update(config=args.config, archs=[config.space.to_strings(a) for a in archs])
+    recipe = standalone.child_training.to_dict()
+    if state.get("standalone_recipe", recipe) != recipe:
+        raise SystemExit(f"{args.out}: its stand-alone runs used another recipe; pass another "
+                         "--out to measure this one")
+    state.update(config=args.config, overrides=args.set, standalone_overrides=args.standalone_set,
+                 standalone_recipe=recipe,
+                 archs=[config.space.to_strings(a) for a in archs])
     args.work.mkdir(parents=True, exist_ok=True)
-    _standalone(state, args.out, config, archs, args.seeds)
+    _standalone(state, args.out, standalone, archs, args.seeds, args.jobs)
+    grid = (args.recal, args.finetune)
     for spec in args.variants:
-        _variant(state, args.out, config, archs, spec, args.recal, args.work)
+        _variant(state, args.out, config, archs, spec, grid, args.work)
+    for label_path in args.checkpoints:
+        _checkpoint(state, args.out, config, archs, label_path, grid)
     state["summary"] = _summary(state)
     _save(args.out, state)
     _plot(state, args.out.with_suffix(".png"))
-    print(f"{'variant':<40} {'recal':>5} {'tau':>6} {'s/child':>8} {'train s':>8}")
+    print(f"{'supernet':<30} {'scoring':>12} {'tau':>6} {'s/child':>8} {'train s':>8}")
     for row in state["summary"]:
         tau = "-" if row["tau"] is None else f"{row['tau']:.3f}"
-        print(f"{row['variant']:<40} {row['recal'] or '-':>5} {tau:>6} "
+        print(f"{row['variant']:<30} {row['score'] or '-':>12} {tau:>6} "
               f"{row.get('s_per_child') or '-':>8} {row.get('train_s') or '-':>8}")
     return 0
 

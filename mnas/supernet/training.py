@@ -26,6 +26,8 @@ from search_spaces.supernet import SuperNet
 
 #: Settings a resumed supernet run may change (a longer run).
 RESUMABLE_CHANGES = ("epochs", "steps", "time_limit_s")
+#: Steps per progress-bar update (a CIFAR-10 supernet epoch is several minutes on a laptop CPU).
+PROGRESS_STEPS = 20
 
 
 class SupernetTrainer(Trainer):
@@ -131,6 +133,23 @@ def _resume(trainer: SupernetTrainer, path: Path, meta_now: dict[str, Any]) -> l
     return list(meta["history"])
 
 
+def _epoch(trainer: SupernetTrainer, end: int, bar: Any) -> tuple[float, float]:
+    """Train to step `end` (an epoch boundary) in stretches of `PROGRESS_STEPS`, so the progress
+    bar and its ETA move within an epoch; the epoch's mean loss and training seconds."""
+    weighted, seconds, start = 0.0, 0.0, trainer.step
+    while trainer.step < end:
+        before = trainer.step
+        outcome = trainer.train(min(before + PROGRESS_STEPS, end))
+        if outcome.status == "diverged":
+            raise ValueError(f"supernet training diverged at step {trainer.step} (loss "
+                             f"{outcome.loss}); lower supernet.lr")
+        bar.update(trainer.step - before)
+        weighted += outcome.loss * (trainer.step - before)
+        seconds += outcome.seconds
+        bar.set_postfix(epoch=f"{trainer.epochs_done:.2f}", loss=f"{outcome.loss:.3f}")
+    return weighted / max(trainer.step - start, 1), seconds
+
+
 def train_supernet(space: MnasNetSpace, train: TrainConfig, sn: SupernetConfig, out: Path, *,
                    progress: bool = True) -> dict[str, Any]:
     """Train (or continue training) the supernet into `out`; return the final meta."""
@@ -150,15 +169,9 @@ def train_supernet(space: MnasNetSpace, train: TrainConfig, sn: SupernetConfig, 
                            enabled=progress)
         try:
             while trainer.step < total:
-                before = trainer.step
-                outcome = trainer.train(min((trainer.step // spe + 1) * spe, total))
-                bar.update(trainer.step - before)
-                if outcome.status == "diverged":
-                    raise ValueError(f"supernet training diverged at step {trainer.step} (loss "
-                                     f"{outcome.loss}); lower supernet.lr")
-                history.append(dict(epoch=round(trainer.epochs_done, 4), loss=outcome.loss,
-                                    seconds=round(outcome.seconds, 2), time=time.time()))
-                bar.set_postfix(epoch=f"{trainer.epochs_done:.1f}", loss=f"{outcome.loss:.3f}")
+                loss, seconds = _epoch(trainer, min((trainer.step // spe + 1) * spe, total), bar)
+                history.append(dict(epoch=round(trainer.epochs_done, 4), loss=loss,
+                                    seconds=round(seconds, 2), time=time.time()))
                 meta = _meta(space, sn, config, data, history)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 atomic_torch_save(dict(trainer=trainer.state_dict(), meta=json.dumps(meta)), out)
