@@ -1,22 +1,34 @@
 """The headline benchmark: does the search beat width-scaled MobileNetV2 and random search here?
 
-Stages, each resumable (state under --work, default runs/headline; rerun the same command after an
-interruption and finished work is kept):
+Every child is scored by a weight-sharing supernet trained once on the search split. Stages, each
+resumable (state under --work, default runs/headline; rerun the same command after an
+interruption: finished stages are skipped and a stage in progress loses only its unfinished part):
 
-  data     the search split of the shared CIFAR-10 (80% of the training split, seeded) is written
-           to <work>/search_data.npz; the other 20% is held out for the final comparison only.
-  target   T = MobileNetV2 x0.5's latency measured end to end (onnxruntime, 1 thread, batch 1).
-  matched  for each lightweight family (MobileNetV1, ShuffleNetV2, GhostNet, SqueezeNet,
-           EfficientNet-B0), the width whose measured latency at 32x32 is closest to T.
-  search   `mnas search experiments/headline_cifar10.yaml` per method and seed (same budget, same
-           proxy recipe, same lut table), each in its own run directory (resumed if interrupted).
-  final    every baseline and the best architecture (by reward) of every search retrained with one
-           fixed recipe on the search split, evaluated on the held-out 20%, 2 training seeds.
-  latency  every final model measured end to end, interleaved over rounds (median, spread).
-  report   bench/results/headline.json, bench/results/headline.png and a printed table
-           (bench/headline_report.py).
+  data      the search split of the shared CIFAR-10 (80% of the training split, stratified, seed 0)
+            is written to <work>/search_data.npz; the other 20% is held out for the final
+            comparison only. --carve-extra F moves a stratified fraction F of the held-out images
+            into <work>/extra.npz (an extra test set no choice ever sees).
+  target    T = MobileNetV2 x0.5's latency measured end to end (onnxruntime, 1 thread, batch 1).
+  matched   (only with --families) per lightweight family (MobileNetV1, ShuffleNetV2, GhostNet,
+            SqueezeNet, EfficientNet-B0), the width whose measured latency is closest to T.
+  supernet  `mnas supernet train experiments/headline_cifar10.yaml` on the search split into
+            <work>/supernet.pt (the CLI resumes an interrupted run from its per-epoch checkpoint).
+  search    `mnas search` per method and seed with the soft reward, and for the first
+            --hard-seeds seeds also with the hard reward (own run dirs,
+            `search-<method>-hard-s<seed>`), seed-major, every child scored with the supernet's
+            weights; resumed if interrupted.
+  final     the baselines (MobileNetV2 x0.35/0.5/0.75/1.0, MnasNet-A1/B1 x0.5), the matched
+            families if any and the best (by reward) of every search, each trained from scratch
+            with one recipe on the whole search split, 2 training seeds; top-1 on the held-out
+            images and on the extra set; each saved as <work>/final/<name>-s<seed>/model.onnx
+            (the deployment export `mnas train` writes) and weights.pt (the state_dict).
+  latency   every final model measured end to end, interleaved over rounds (median, spread).
+  report    bench/results/headline.json, .png and a printed table (bench/headline_report.py).
 
-  .venv/bin/python bench/headline.py [--seeds 3] [--children 24] [--final-epochs 3]
+state.json keeps each stage's results and its wall time (`stage_s`); final.jsonl one line per
+finished training.
+
+  .venv/bin/python bench/headline.py [--seeds 3] [--children 1000] [--carve-extra 0.5]
 """
 from __future__ import annotations
 
@@ -26,10 +38,9 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from functools import lru_cache
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -37,22 +48,18 @@ from mnas.fileio import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
+from headline_models import (CONFIG, HOLDOUT_FRACTION, HOLDOUT_SEED, carve_split,
+                             final_models, headline_config, headline_space, history, log,
+                             read_extra, reference, search_dir, search_name, searches,
+                             stage_final, to_arch)
+
 SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-jpeg-train.npz"
-CONFIG = REPO / "experiments" / "headline_cifar10.yaml"
-METHODS = ("rnn", "random", "constrained_random")
-#: Baselines: MobileNetV2 at four widths and the two MnasNets at the width of the target (x0.5).
-BASELINES = ("mobilenet_v2@0.35", "mobilenet_v2@0.5", "mobilenet_v2@0.75", "mobilenet_v2@1.0",
-             "mnasnet_a1@0.5", "mnasnet_b1@0.5")
-#: Families compared at matched latency: each at the width (published widths, or a grid where any
-#: width is defined) whose measured latency is closest to the target.
+METHODS = ("rnn", "constrained_random", "random", "evolution")
+#: Families compared at matched latency (--families): each at the width (published widths, or a
+#: grid where any width is defined) whose measured latency is closest to the target.
 MATCHED_FAMILIES = ("mobilenet_v1", "shufflenet_v2", "ghostnet", "squeezenet1_1",
                     "efficientnet_b0")
 WIDTH_GRID = tuple(round(0.25 + 0.125 * i, 3) for i in range(11))  # 0.25 .. 1.5
-HOLDOUT_FRACTION, HOLDOUT_SEED = 0.2, 0
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def load_state(work: Path) -> dict[str, Any]:
@@ -60,49 +67,47 @@ def load_state(work: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def stage_data(work: Path, cifar: Path) -> Path:
+@contextmanager
+def timed(state: dict[str, Any], work: Path, stage: str) -> Iterator[None]:
+    """Add the stage's wall time to state.json's `stage_s` (also when interrupted)."""
+    start = time.time()
+    try:
+        yield
+    finally:
+        times = state.setdefault("stage_s", {})
+        times[stage] = round(times.get(stage, 0.0) + time.time() - start, 1)
+        atomic_write_json(work / "state.json", state)
+
+
+def repo_path(path: Path) -> str:
+    """Relative to the repository (the subprocesses' cwd) when inside it: the supernet checkpoint
+    remembers its data path, and a resume must name it the same way."""
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def stage_data(state: dict[str, Any], work: Path, cifar: Path, carve: float) -> Path:
     """Write the search split (never the held-out part) as an npz the search's `npz` data set
-    reads; the held-out part is the validation split of `final_data_config`."""
+    reads, and with `carve` the extra set; the held-out part is the validation split of
+    `final_data_config`."""
     from mnas.training.data import DataConfig, read_arrays, stratified_split
-    out = work / "search_data.npz"
-    if out.exists():
+    out, extra = work / "search_data.npz", work / "extra.npz"
+    if out.exists() and (not carve or extra.exists()):
         return out
     images, labels, _ = read_arrays(DataConfig(name="cifar10", path=str(cifar)))
-    train_idx, _ = stratified_split(labels, HOLDOUT_FRACTION, HOLDOUT_SEED)
-    tmp = work / "search_data.tmp.npz"
-    np.savez(tmp, x=images[train_idx], y=labels[train_idx].astype(np.int64))
-    os.replace(tmp, out)
-    log(f"data: {len(train_idx)} search images -> {out} ({len(labels) - len(train_idx)} held out)")
+    train_idx, held_idx = stratified_split(labels, HOLDOUT_FRACTION, HOLDOUT_SEED)
+    parts = [(out, train_idx)]
+    if carve:
+        parts.append((extra, held_idx[carve_split(labels[held_idx], carve)[1]]))
+    for path, idx in parts:
+        if not path.exists():
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, x=images[idx], y=labels[idx].astype(np.int64))
+            os.replace(tmp, path)
+            log(f"data: {len(idx)} images -> {path}")
+    state["carve_extra"] = carve
+    atomic_write_json(work / "state.json", state)
     return out
-
-
-@lru_cache(maxsize=1)
-def headline_config() -> Any:
-    from mnas.config.schema import load_config
-    return load_config(CONFIG)
-
-
-def headline_space() -> Any:
-    return headline_config().space
-
-
-def to_arch(blocks: list[str]) -> Any:
-    """Block strings -> ArchSpec with the space's stem stride, head and dropout; a single
-    reference name (a family outside the block grammar, e.g. `shufflenet_v2@0.5`) -> that
-    network at stem stride 1."""
-    from search_spaces import decode_arch, reference_network_names
-    if len(blocks) == 1 and blocks[0].partition("@")[0] in reference_network_names():
-        return reference(blocks[0])
-    space = headline_space()
-    return decode_arch(blocks, stem_stride=space.stem_stride, head_filters=space.head_filters,
-                       dropout=space.dropout)
-
-
-def reference(name: str) -> Any:
-    """A baseline at 32x32: the reference network with stem stride 1, like the space."""
-    from search_spaces import reference_network
-    base, _, width = name.partition("@")
-    return reference_network(base, float(width or 1.0), stem_stride=1)
 
 
 def family_widths(name: str) -> tuple[float, ...]:
@@ -149,102 +154,56 @@ def stage_target(state: dict[str, Any], work: Path) -> float:
     return m.ms
 
 
-def search_dir(work: Path, method: str, seed: int) -> Path:
-    return work / f"search-{method}-s{seed}"
+def run(cmd: list[str], what: str) -> None:
+    if subprocess.run(cmd, cwd=REPO).returncode != 0:
+        raise SystemExit(f"headline: {what} failed (its error is above); rerun this command to "
+                         "resume")
 
 
-def history(run_dir: Path) -> list[Any]:
-    from mnas.search.history import load_history
+def stage_supernet(state: dict[str, Any], work: Path, data: Path, ckpt: Path,
+                   extra: list[str]) -> None:
+    """Train (or continue) the supernet; skipped once this exact command has finished."""
+    cmd = [sys.executable, "-m", "mnas.cli", "supernet", "train", repo_path(CONFIG), "--quiet",
+           "--set", f"child_training.data.path={repo_path(data)}",
+           "--set", f"supernet.checkpoint={repo_path(ckpt)}", "--set", "child_training.threads=2"]
+    cmd += [arg for kv in extra for arg in ("--set", kv)]
+    if state.get("supernet_done") == cmd[3:] and ckpt.exists():
+        return
+    log(f"supernet: training -> {ckpt} (resumes from its checkpoint)")
+    run(cmd, "the supernet training")
+    state["supernet_done"] = cmd[3:]
+    atomic_write_json(work / "state.json", state)
+
+
+def stage_search(state: dict[str, Any], work: Path, data: Path, ckpt: Path, target: float,
+                 runs: list[tuple[str, int, str]], children: int, extra: list[str]) -> None:
+    """Every search in `runs` to `children` children; each one's wall time (summed over resumes)
+    in state.json's `search_s`, for the children-per-hour figure."""
     from mnas.search.rundir import RunDir
 
-    return load_history(RunDir(run_dir).history)
-
-
-def stage_search(work: Path, data: Path, target: float, methods: list[str], seeds: int,
-                 children: int, extra: list[str]) -> None:
-    from mnas.search.rundir import RunDir
-
-    for seed in range(seeds):          # seed-major: an interruption leaves every method comparable
-        for method in methods:
-            run_dir = search_dir(work, method, seed)
-            if len(history(run_dir)) >= children:
-                continue
-            cmd = [sys.executable, "-m", "mnas.cli", "search", str(CONFIG), "--run-dir",
-                   str(run_dir), "--no-progress",
-                   "--set", f"seed={seed}", "--set", f"controller.name={method}",
-                   "--set", f"latency.target_ms={target!r}", "--set", f"budget.children={children}",
-                   "--set", f"child_training.data.path={data}"]
-            cmd += [arg for kv in extra for arg in ("--set", kv)]
-            if RunDir(run_dir).config.exists():  # a started search: resume it
-                cmd.append("--resume")
-            log(f"search: {method} seed {seed} -> {run_dir}")
-            start = time.time()
-            if subprocess.run(cmd, cwd=REPO).returncode != 0:
-                raise SystemExit(f"headline: the search {method} seed {seed} failed (its error is "
-                                 f"above); rerun this command to resume")
-            log(f"search: {method} seed {seed} done in {time.time() - start:.0f} s")
-
-
-def best_of(run_dir: Path) -> Any:
-    from mnas.search.ranking import best, candidates
-
-    return best(candidates(history(run_dir)))
-
-
-def final_models(work: Path, methods: list[str], seeds: int,
-                 matched: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Name, kind and block strings (a family's reference name) of every model in the final
-    comparison: the baselines, the families at matched latency, the best of every search."""
-    from search_spaces import network_strings
-    models: list[dict[str, Any]] = [
-        {"name": b, "kind": "baseline", "blocks": network_strings(reference(b))}
-              for b in BASELINES + tuple(m for m in matched if m not in BASELINES)]
-    for method in methods:
-        for seed in range(seeds):
-            best = best_of(search_dir(work, method, seed))
-            models.append({"name": f"{method}-s{seed}", "kind": "searched", "method": method,
-                           "search_seed": seed, "blocks": list(best.arch),
-                           "search_reward": best.reward, "proxy_accuracy": best.accuracy,
-                           "predicted_ms": best.latency_ms})
-    return models
-
-
-def final_data_config(cifar: Path, max_train: int) -> Any:
-    from mnas.training.data import DataConfig
-    return DataConfig(name="cifar10", path=str(cifar), input_size=32,
-                      val_fraction=HOLDOUT_FRACTION, split_seed=HOLDOUT_SEED,
-                      max_train=max_train, max_val=None)
-
-
-def train_final(job: dict[str, Any]) -> dict[str, Any]:
-    """One (model, training seed): the fixed final recipe, accuracy on the held-out 20%."""
-    from mnas.training.trainer import TrainConfig, train_child
-    arch = to_arch(job["blocks"])
-    cfg = TrainConfig(data=final_data_config(Path(job["cifar"]), job["max_train"]),
-                      epochs=job["epochs"], batch_size=64, lr=0.05, augment=True,
-                      seed=job["seed"], threads=1)
-    result = train_child(arch, cfg, num_classes=10)
-    return {"name": job["name"], "seed": job["seed"], **result.to_dict()}
-
-
-def stage_final(work: Path, models: list[dict[str, Any]], cifar: Path, epochs: float,
-                max_train: int, workers: int) -> list[dict[str, Any]]:
-    path = work / "final.jsonl"
-    done = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-    have = {(r["name"], r["seed"]) for r in done}
-    jobs = [{"name": m["name"], "blocks": m["blocks"], "seed": s, "epochs": epochs,
-             "max_train": max_train, "cifar": str(cifar)}
-            for s in (0, 1) for m in models if (m["name"], s) not in have]
-    log(f"final: {len(jobs)} trainings to go ({len(have)} done), {workers} at a time")
-    with ProcessPoolExecutor(workers) as pool, path.open("a") as out:
-        for i, row in enumerate(pool.map(train_final, jobs)):
-            out.write(json.dumps(row) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-            done.append(row)
-            log(f"final {i + 1}/{len(jobs)}: {row['name']} seed {row['seed']}: "
-                f"{row['accuracy']:.4f} in {row['wall_time_s']:.0f} s ({row['status']})")
-    return done
+    spent = state.setdefault("search_s", {})
+    for method, seed, preset in runs:
+        run_dir, name = search_dir(work, method, seed, preset), search_name(method, seed, preset)
+        if len(history(run_dir)) >= children:
+            continue
+        cmd = [sys.executable, "-m", "mnas.cli", "search", repo_path(CONFIG), "--run-dir",
+               str(run_dir), "--no-progress",
+               "--set", f"seed={seed}", "--set", f"controller.name={method}",
+               "--set", f"reward.preset={preset}",
+               "--set", f"latency.target_ms={target!r}", "--set", f"budget.children={children}",
+               "--set", f"child_training.data.path={repo_path(data)}",
+               "--set", f"supernet.checkpoint={repo_path(ckpt)}"]
+        cmd += [arg for kv in extra for arg in ("--set", kv)]
+        if RunDir(run_dir).config.exists():  # a started search: resume it
+            cmd.append("--resume")
+        log(f"search: {name} -> {run_dir}")
+        start = time.time()
+        try:
+            run(cmd, f"the search {name}")
+        finally:
+            spent[name] = round(spent.get(name, 0.0) + time.time() - start, 1)
+            atomic_write_json(work / "state.json", state)
+        log(f"search: {name} done in {time.time() - start:.0f} s")
 
 
 def stage_latency(state: dict[str, Any], work: Path, models: list[dict[str, Any]],
@@ -284,42 +243,94 @@ def stage_latency(state: dict[str, Any], work: Path, models: list[dict[str, Any]
     return measured
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", type=Path, default=REPO / "runs" / "headline")
     p.add_argument("--cifar", type=Path, default=SHARED_CIFAR)
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    p.add_argument("--seeds", type=int, default=3, help="search seeds per method")
-    p.add_argument("--children", type=int, default=24, help="children per search")
-    p.add_argument("--final-epochs", type=float, default=3.0)
-    p.add_argument("--final-train", type=int, default=10000, help="final training images")
+    p.add_argument("--methods", nargs="+", default=["rnn", "constrained_random"], choices=METHODS)
+    p.add_argument("--seeds", type=int, default=3, help="search seeds per method (soft reward)")
+    p.add_argument("--hard-seeds", type=int, default=1,
+                   help="the first N seeds of each method also search with the hard reward")
+    p.add_argument("--children", type=int, default=1000, help="children per search")
+    p.add_argument("--families", action="store_true",
+                   help="also compare lightweight families at matched latency (MobileNetV1, "
+                        "ShuffleNetV2, GhostNet, SqueezeNet, EfficientNet-B0)")
+    p.add_argument("--final-epochs", type=float, default=2.0)
+    p.add_argument("--final-train", type=int, default=40000,
+                   help="final training images (40,000 = the whole search split)")
     p.add_argument("--latency-rounds", type=int, default=7)
     p.add_argument("--workers", type=int, default=2, help="final trainings in parallel")
+    p.add_argument("--extra", type=Path, default=None, metavar="NPZ",
+                   help="a real extra labelled test set (x/y npz or the CIFAR-10 JPEG npz, "
+                        "32x32 RGB, CIFAR-10 classes) that no choice sees: every final model is "
+                        "also scored on it")
+    p.add_argument("--carve-extra", type=float, default=0.0, metavar="F",
+                   help="without a real extra set: move a stratified fraction F of the held-out "
+                        "images into <work>/extra.npz and score on both halves (e.g. 0.5)")
+    p.add_argument("--supernet-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra `mnas supernet train --set` (e.g. supernet.epochs=0.01 to smoke)")
     p.add_argument("--search-set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra `mnas search --set` for every search (e.g. a smaller smoke run)")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "headline.json")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace) -> str | None:
+    """One line naming what is wrong with the inputs (None if they are usable)."""
     if not args.cifar.exists():
-        print(f"headline: {args.cifar}: CIFAR-10 not found (see ../shared/data/README.md)",
-              file=sys.stderr)
+        return f"{args.cifar}: CIFAR-10 not found (see ../shared/data/README.md)"
+    if not 0 <= args.carve_extra < 1:
+        return f"--carve-extra {args.carve_extra}: expected a fraction in [0, 1)"
+    if args.extra is not None and args.carve_extra:
+        return "--extra and --carve-extra: give one extra set, not both"
+    if not 0 <= args.hard_seeds <= args.seeds:
+        return f"--hard-seeds {args.hard_seeds}: expected 0..--seeds ({args.seeds})"
+    if args.extra is not None:
+        try:
+            images, _ = read_extra(args.extra)
+        except (ValueError, OSError) as exc:
+            return str(exc)
+        if images.ndim != 4 or images.shape[3] != 3:
+            return f"{args.extra}: expected RGB images (NxHxWx3), got shape {images.shape}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    problem = check_args(args)
+    if problem:
+        print(f"headline: {problem}", file=sys.stderr)
         return 2
-    args.work.mkdir(parents=True, exist_ok=True)
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    state = load_state(args.work)
-    data = stage_data(args.work, args.cifar)
-    target = stage_target(state, args.work)
-    matched = stage_matched(state, args.work, target)
-    stage_search(args.work, data, target, args.methods, args.seeds, args.children, args.search_set)
-    models = final_models(args.work, args.methods, args.seeds, tuple(matched))
-    final = stage_final(args.work, models, args.cifar, args.final_epochs, args.final_train,
-                        args.workers)
-    measured = stage_latency(state, args.work, models, args.latency_rounds)
+    state = load_state(work)
+    if state.get("carve_extra", args.carve_extra) != args.carve_extra:
+        print(f"headline: --carve-extra {args.carve_extra}: {work} was prepared with "
+              f"{state['carve_extra']} (use that, or another --work)", file=sys.stderr)
+        return 2
+    data = stage_data(state, work, args.cifar, args.carve_extra)
+    extra = work / "extra.npz" if args.carve_extra else args.extra
+    target = stage_target(state, work)
+    matched = stage_matched(state, work, target) if args.families else []
+    ckpt = work / "supernet.pt"
+    with timed(state, work, "supernet"):
+        stage_supernet(state, work, data, ckpt, args.supernet_set)
+    runs = list(searches(args.methods, args.seeds, args.hard_seeds))
+    with timed(state, work, "search"):
+        stage_search(state, work, data, ckpt, target, runs, args.children, args.search_set)
+    models = final_models(work, runs, tuple(matched))
+    with timed(state, work, "final"):
+        final = stage_final(work, models, args.cifar, args.final_epochs, args.final_train,
+                            args.workers, args.carve_extra, extra)
+    with timed(state, work, "latency"):
+        measured = stage_latency(state, work, models, args.latency_rounds)
     state["wall_s"] = state.get("wall_s", 0.0) + time.time() - started
-    atomic_write_json(args.work / "state.json", state)
+    atomic_write_json(work / "state.json", state)
     from headline_report import report
-    report(args, state, models, final, measured,
-           {m: [history(search_dir(args.work, m, s)) for s in range(args.seeds)]
-            for m in args.methods})
+    rewards = {search_name(m, s, p): [r.reward for r in history(search_dir(work, m, s, p))]
+               for m, s, p in runs}
+    report(args, state, models, final, measured, runs, rewards)
     return 0
 
 

@@ -94,7 +94,8 @@ class Dataset:
 
     Normalisation uses per-channel mean/std of the training split only (no constants per data set,
     and nothing learnt from validation images). `flip` says whether horizontal flips are a valid
-    augmentation for these images (not for digits or MNIST, where a flip changes the class)."""
+    augmentation for these images (not for digits or MNIST, where a flip changes the class).
+    `mean`/`std`: that normalisation (per channel, shaped 1xCx1x1), kept for `prepare`."""
 
     name: str
     train_x: "torch.Tensor"
@@ -103,6 +104,8 @@ class Dataset:
     val_y: "torch.Tensor"
     num_classes: int
     flip: bool
+    mean: "torch.Tensor | None" = None
+    std: "torch.Tensor | None" = None
 
     @property
     def in_channels(self) -> int:
@@ -111,6 +114,14 @@ class Dataset:
     @property
     def input_size(self) -> int:
         return int(self.train_x.shape[-1])
+
+    def prepare(self, images: np.ndarray) -> torch.Tensor:
+        """Images from outside the splits (uint8 NxHxW or NxHxWxC, e.g. a test set) as the
+        training split was prepared: resized to this set's input size, normalised with its
+        training statistics."""
+        if self.mean is None or self.std is None:
+            raise ValueError(f"data set {self.name!r}: no normalisation statistics kept")
+        return _to_nchw_float(images, self.input_size).sub_(self.mean).div_(self.std)
 
 
 @lru_cache(maxsize=4)
@@ -140,7 +151,7 @@ def load_dataset(config: DataConfig) -> Dataset:
     y = torch.from_numpy(labels.astype(np.int64))
     flip = config.flip if config.flip is not None else config.name in ("cifar10", "imagefolder")
     return Dataset(config.name, train_x.contiguous(), y[train_idx], val_x.contiguous(), y[val_idx],
-                   num_classes, flip)
+                   num_classes, flip, mean, std)
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float,

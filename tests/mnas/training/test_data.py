@@ -56,6 +56,17 @@ def test_resize_and_caps() -> None:
     assert torch.bincount(d.train_y, minlength=10).min() >= 9
 
 
+def test_prepare_matches_the_training_split_preparation() -> None:
+    """Images from outside the splits get the training split's resize and normalisation: the
+    training split's own raw images come back as its tensors."""
+    config = DataConfig(name="synthetic", synthetic_samples=60, input_size=12, val_fraction=0.25)
+    data = load_dataset(config)
+    images, labels, _ = read_arrays(config)
+    train_idx, val_idx = stratified_split(labels, config.val_fraction, config.split_seed)
+    assert torch.allclose(data.prepare(images[train_idx]), data.train_x, atol=1e-5)
+    assert torch.allclose(data.prepare(images[val_idx]), data.val_x, atol=1e-5)
+
+
 def test_synthetic_shapes() -> None:
     d = load_dataset(DataConfig(name="synthetic", synthetic_samples=60, num_classes=3,
                                 input_size=12))
