@@ -20,7 +20,7 @@ import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -44,6 +44,15 @@ Transform = Literal["crop", "ofa"]
 
 def _save(out: Path, state: dict[str, Any]) -> None:
     atomic_write_json(out, state, indent=1)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The scoring settings tried on every supernet (0 validation images = all of them)."""
+
+    recal: list[int]
+    val_images: list[int]
+    finetune: list[int]
 
 
 def _train_one(job: tuple[ArchSpec, Any, int, int]) -> tuple[int, float, float]:
@@ -77,26 +86,28 @@ def _accs(state: dict[str, Any], seed: str, n: int) -> list[float]:
 
 def _score_grid(entry: dict[str, Any], out: Path, state: dict[str, Any], ckpt: Path,
                 config: ExperimentConfig, sn: SupernetConfig, archs: list[ArchSpec],
-                recal: list[int], finetune: list[int]) -> None:
-    """Scores of every child per (BN recalibration batches, fine-tuning steps), kept in
-    `entry["scores"]` under `recal{n}` / `recal{n}_ft{k}`, seconds per child beside them."""
+                grid: Grid) -> None:
+    """Scores of every child per (BN recalibration batches, validation images, fine-tuning
+    steps), kept in `entry["scores"]` under `recal{n}_val{v}[_ft{k}]`, seconds per child beside."""
     scores, seconds = entry.setdefault("scores", {}), entry.setdefault("s_per_child", {})
-    for k in finetune:
-        for n in recal:
-            key = f"recal{n}" + (f"_ft{k}" if k else "")
-            if key in scores:
-                continue
-            scorer = load_scorer(ckpt, config.space, config.child_training,
-                                 replace(sn, recalibration_batches=n, finetune_steps=k))
-            t = time.perf_counter()
-            scores[key] = [scorer.score(a).accuracy for a in archs]
-            seconds[key] = round((time.perf_counter() - t) / len(archs), 3)
-            print(f"{ckpt.name} {key}: {seconds[key]} s/child", flush=True)
-            _save(out, state)
+    for k in grid.finetune:
+        for v in grid.val_images:
+            for n in grid.recal:
+                key = f"recal{n}_val{v or 'all'}" + (f"_ft{k}" if k else "")
+                if key in scores:
+                    continue
+                scorer = load_scorer(ckpt, config.space, config.child_training,
+                                     replace(sn, recalibration_batches=n, finetune_steps=k,
+                                             val_images=v or None))
+                t = time.perf_counter()
+                scores[key] = [scorer.score(a).accuracy for a in archs]
+                seconds[key] = round((time.perf_counter() - t) / len(archs), 3)
+                print(f"{ckpt.name} {key}: {seconds[key]} s/child", flush=True)
+                _save(out, state)
 
 
 def _variant(state: dict[str, Any], out: Path, config: ExperimentConfig, archs: list[ArchSpec],
-             spec: str, grid: tuple[list[int], list[int]], work: Path) -> None:
+             spec: str, grid: Grid, work: Path) -> None:
     transform, mode, epochs = spec.split(":")
     if transform not in ("crop", "ofa"):
         raise SystemExit(f"--variants: {spec!r}: the kernel transform is crop or ofa")
@@ -109,16 +120,16 @@ def _variant(state: dict[str, Any], out: Path, config: ExperimentConfig, archs: 
         train_supernet(config.space, config.child_training, sn, ckpt, progress=True)
         entry["train_s"] = round(time.perf_counter() - t, 1)
         _save(out, state)
-    _score_grid(entry, out, state, ckpt, config, sn, archs, *grid)
+    _score_grid(entry, out, state, ckpt, config, sn, archs, grid)
 
 
 def _checkpoint(state: dict[str, Any], out: Path, config: ExperimentConfig,
-                archs: list[ArchSpec], label_path: str, grid: tuple[list[int], list[int]]) -> None:
+                archs: list[ArchSpec], label_path: str, grid: Grid) -> None:
     label, sep, path = label_path.partition("=")
     if not sep:
         raise SystemExit(f"--checkpoints: {label_path!r}: expected LABEL=PATH")
     entry = state.setdefault("variants", {}).setdefault(label, {"checkpoint": path})
-    _score_grid(entry, out, state, Path(path), config, config.supernet, archs, *grid)
+    _score_grid(entry, out, state, Path(path), config, config.supernet, archs, grid)
 
 
 def _summary(state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -172,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoints", nargs="*", default=[], metavar="LABEL=PATH",
                    help="supernets already trained (the config's space) to score with")
     p.add_argument("--recal", type=int, nargs="+", default=[8])
+    p.add_argument("--val-images", type=int, nargs="+", default=[2000],
+                   help="validation images per score (0 = all)")
     p.add_argument("--finetune", type=int, nargs="+", default=[0])
     p.add_argument("--out", type=Path, default=Path("bench/results/supernet_fidelity.json"))
     p.add_argument("--work", type=Path, default=Path("runs/bench/supernet"))
@@ -190,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                  archs=[config.space.to_strings(a) for a in archs])
     args.work.mkdir(parents=True, exist_ok=True)
     _standalone(state, args.out, standalone, archs, args.seeds, args.jobs)
-    grid = (args.recal, args.finetune)
+    grid = Grid(args.recal, args.val_images, args.finetune)
     for spec in args.variants:
         _variant(state, args.out, config, archs, spec, grid, args.work)
     for label_path in args.checkpoints:
@@ -198,10 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     state["summary"] = _summary(state)
     _save(args.out, state)
     _plot(state, args.out.with_suffix(".png"))
-    print(f"{'supernet':<30} {'scoring':>12} {'tau':>6} {'s/child':>8} {'train s':>8}")
+    print(f"{'supernet':<30} {'scoring':>20} {'tau':>6} {'s/child':>8} {'train s':>8}")
     for row in state["summary"]:
         tau = "-" if row["tau"] is None else f"{row['tau']:.3f}"
-        print(f"{row['variant']:<30} {row['score'] or '-':>12} {tau:>6} "
+        print(f"{row['variant']:<30} {row['score'] or '-':>20} {tau:>6} "
               f"{row.get('s_per_child') or '-':>8} {row.get('train_s') or '-':>8}")
     return 0
 
