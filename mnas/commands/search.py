@@ -72,8 +72,8 @@ def _config_source(args: argparse.Namespace) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from mnas.evaluation import is_remote
-    from mnas.search.rundir import (check_run_dir, default_run_dir, is_disk_error,
-                                    prepare_run_dir, release)
+    from mnas.search.rundir import (check_evaluator, check_run_dir, default_run_dir,
+                                    is_disk_error, prepare_run_dir, release, save_evaluator)
     from mnas.search.runner import (check_inputs, create_controller_and_reward, create_evaluator,
                                     create_executor, create_predictor, create_search,
                                     load_for_run)
@@ -92,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     # evaluator first (a missing supernet checkpoint is found in seconds, a lookup table to
     # build can take minutes)
     evaluator = create_evaluator(config, source)
+    identity = getattr(evaluator, "identity", None)
+    check_evaluator(run_dir, identity, resume=args.resume, force=args.force)
     predictor = create_predictor(config, source)
     anchor = getattr(predictor, "anchor", None)
     if anchor:
@@ -104,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None
     lock = prepare_run_dir(config, run_dir, resume=args.resume, force=args.force)
+    save_evaluator(run_dir, identity)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     search = executor = None
     try:

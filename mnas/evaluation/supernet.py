@@ -75,6 +75,11 @@ class SupernetEvaluator:
             raise ValueError(f"supernet.checkpoint: {exc}") from None
         self.train_config, self.meta = train_config, meta
         self.trainer = SupernetChild(meta, state["trainer"]["model"], sn, str(path))
+        history = meta.get("history") or [{}]
+        # what the run dir records: a supernet retrained in place changes the scores, so a
+        # resumed search refuses it (`mnas.search.rundir.check_evaluator`)
+        self.identity = {"checkpoint": str(path), "epochs": history[-1].get("epoch"),
+                         "trained_at": history[-1].get("time")}
 
     def evaluate(self, arch: Any) -> EvalResult:
         return as_result(self.trainer(arch, self.train_config))

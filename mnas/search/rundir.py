@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from mnas.config.schema import ExperimentConfig, fingerprint_diff, load_config, save_config
+from mnas.fileio import atomic_write_json
 
 CONFIG_NAME = "config.yaml"
 HISTORY_NAME = "history.jsonl"
@@ -32,6 +34,7 @@ CHECKPOINT_NAME = "controller.pt"
 TB_DIR = "tb"
 PLOT_NAME = "pareto.png"
 LOCK_NAME = ".lock"
+EVALUATOR_NAME = "evaluator.json"
 
 #: A fresh or resumed search refuses to start with less free space than this in the run dir.
 MIN_FREE_BYTES = 16 * 1024 ** 2
@@ -97,6 +100,29 @@ def check_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool,
         if layout.history.exists():
             raise ValueError(f"{run_dir}: already holds a search; add --resume to continue it, "
                              "or choose another --run-dir")
+
+
+def check_evaluator(run_dir: Path, identity: dict[str, Any] | None, *, resume: bool,
+                    force: bool = False) -> None:
+    """A resumed search must score with the evaluator it started with: the config cannot tell
+    that a supernet checkpoint was retrained in place, which would mix two supernets' scores in
+    one history. `identity` is the evaluator's own description (None: nothing to check)."""
+    path = Path(run_dir) / EVALUATOR_NAME
+    if not resume or force or identity is None or not path.is_file():
+        return
+    before = json.loads(path.read_text())
+    changed = [k for k in sorted(identity) if before.get(k) != identity[k]]
+    if changed:
+        key = changed[0]
+        raise ValueError(f"{path}: the evaluator changed since this run started ({key} "
+                         f"{before.get(key)!r}, now {identity[key]!r}); resume with the same one, "
+                         "or --force to mix their scores")
+
+
+def save_evaluator(run_dir: Path, identity: dict[str, Any] | None) -> None:
+    """Record the evaluator's identity for `check_evaluator` (after the run dir is prepared)."""
+    if identity is not None:
+        atomic_write_json(Path(run_dir) / EVALUATOR_NAME, identity)
 
 
 def prepare_run_dir(config: ExperimentConfig, run_dir: Path, *, resume: bool,

@@ -149,3 +149,21 @@ def test_a_missing_checkpoint_is_reported_before_a_latency_table_is_built(traine
                  "--no-progress"]) == 2
     assert "no supernet checkpoint here" in capsys.readouterr().err
     assert not (tmp_path / "lut.json").exists()
+
+
+def test_a_resume_refuses_a_supernet_retrained_since_the_run_started(trained, tmp_path, capsys):
+    checkpoint = tmp_path / "sn.pt"
+    checkpoint.write_bytes(trained[1].read_bytes())
+    config = write_config(tmp_path / "sn.yaml", checkpoint, tmp_path / "runs")
+    run = tmp_path / "run"
+    search = ["search", str(config), "--run-dir", str(run), "--local", "--no-progress"]
+    assert main(search) == 0
+    assert main(["supernet", "train", str(config), "--quiet", "--set", "supernet.epochs=3"]) == 0
+    capsys.readouterr()
+    resume = search + ["--resume", "--set", "budget.children=16"]
+    assert main(resume) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "evaluator.json" in err and "epochs 2" in err, err
+    assert len(load_history(run / "history.jsonl")) == 12
+    assert main(resume + ["--force"]) == 0
+    assert len(load_history(run / "history.jsonl")) == 16
